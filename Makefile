@@ -1,0 +1,64 @@
+# acr-retag developer commands. Every target bootstraps .venv from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EVENT ?= samples/events/image-pushed-latest.json
+FUNC_URL ?= http://localhost:7071
+
+.PHONY: help venv lint fmt test demo send-event run-timer bench soak emulator clean
+
+help:
+	@echo "make demo        run the main job against the local ACR emulator (no Azure needed)"
+	@echo "make test        lint (ruff, mypy) + the whole test suite"
+	@echo "make lint        ruff check, ruff format --check, mypy --strict"
+	@echo "make fmt         apply ruff format and safe fixes"
+	@echo "make emulator    serve the ACR + Event Grid emulator in the foreground"
+	@echo "make send-event  POST EVENT=<file> to a running 'func start' (on_image_pushed)"
+	@echo "make bench       run benchmarks/ and regenerate docs/benchmarks.md"
+	@echo "make soak        the fault soak at full size"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+fmt: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) -m emulator demo
+
+emulator: $(STAMP)
+	$(PY) -m emulator serve --port 5443
+
+send-event:
+	curl -sS -X POST "$(FUNC_URL)/runtime/webhooks/EventGrid?functionName=on_image_pushed" \
+	  -H 'Content-Type: application/json' -H 'aeg-event-type: Notification' \
+	  --data-binary @$(EVENT) -w '\nHTTP %{http_code}\n'
+
+run-timer:
+	curl -sS -X POST "$(FUNC_URL)/admin/functions/$(NAME)" \
+	  -H 'Content-Type: application/json' --data '{"input": ""}' -w '\nHTTP %{http_code}\n'
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+soak: $(STAMP)
+	RETAG_SOAK_SIZE=full $(PY) -m pytest tests/soak -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,134 @@
+"""What acr-retag needs from a registry: plain data types, errors and a protocol.
+
+Pure: no I/O and no Azure imports. `retag.acr` implements `Registry` with the Azure SDK; the use
+cases (retagger, prune, reconcile) only ever see these types, so they can be planned and tested
+as pure functions over listings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest exactly as the registry stores it: raw bytes, media type, digest."""
+
+    raw: bytes
+    media_type: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """One tag of a repository (ACR `_tags` listing)."""
+
+    name: str
+    digest: str
+    created_on: datetime
+    last_updated_on: datetime
+    can_delete: bool = True
+    can_write: bool = True
+
+    @property
+    def locked(self) -> bool:
+        return not (self.can_delete and self.can_write)
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """One manifest of a repository (ACR `_manifests` listing)."""
+
+    digest: str
+    media_type: str | None
+    tags: tuple[str, ...]
+    created_on: datetime
+    last_updated_on: datetime
+    references: tuple[str, ...] = ()
+    """Digests of the children of an index or manifest list."""
+    has_subject: bool = False
+    """True for referrers (signatures, SBOMs): they point at another manifest."""
+    can_delete: bool = True
+    can_write: bool = True
+    size: int | None = None
+
+    @property
+    def locked(self) -> bool:
+        return not (self.can_delete and self.can_write)
+
+
+class RegistryError(Exception):
+    """A registry operation failed for a reason that retrying will not fix."""
+
+
+class TransientRegistryError(RegistryError):
+    """5xx, 429, timeouts, connection resets: retrying later may succeed."""
+
+
+class NotFoundError(RegistryError):
+    """The repository, tag or manifest does not exist."""
+
+
+class ConflictError(RegistryError):
+    """The target exists with other content, or is locked (write/delete disabled)."""
+
+
+class PermissionDeniedError(RegistryError):
+    """401/403: the identity lacks a role on the registry."""
+
+
+class Registry(Protocol):
+    """The registry operations the use cases need. Implemented by `retag.acr.AcrRegistry`."""
+
+    @property
+    def login_server(self) -> str: ...
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP requests sent so far by this adapter (token calls included)."""
+        ...
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        """GET a manifest by tag or digest, byte-exact. Raises NotFoundError."""
+        ...
+
+    def put_manifest(self, repository: str, manifest: Manifest, tag: str) -> str:
+        """PUT the manifest's exact bytes under `tag`; returns the digest the registry computed."""
+        ...
+
+    def get_tag(self, repository: str, tag: str) -> TagInfo:
+        """Properties of one tag. Raises NotFoundError."""
+        ...
+
+    def get_manifest_info(self, repository: str, digest: str) -> ManifestInfo:
+        """Properties of one manifest. Raises NotFoundError."""
+        ...
+
+    def list_repositories(self) -> Iterator[str]: ...
+
+    def list_tags(self, repository: str, *, digest: str | None = None) -> Iterator[TagInfo]:
+        """All tags (largest page size, following `Link`), optionally only those on `digest`."""
+        ...
+
+    def list_manifests(self, repository: str) -> Iterator[ManifestInfo]: ...
+
+    def delete_tag(self, repository: str, tag: str) -> None:
+        """Delete the tag only, never the manifest."""
+        ...
+
+    def delete_manifest(self, repository: str, digest: str) -> None: ...
+
+
+@dataclass
+class RequestCounter:
+    """Mutable counter shared by an adapter and its pipeline policy."""
+
+    count: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str) -> None:
+        self.count += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
