@@ -171,7 +171,7 @@ def validate_ncrontab(text: str) -> str:
                 raise ValueError(
                     f"{text!r}: {name} field {value!r}: {problem}; use {NCRONTAB_FORM}"
                 )
-    return " ".join(fields)
+    return text.strip()
 
 
 def _cron_item_problem(item: str, low: int, high: int, names: Mapping[str, int]) -> str | None:
