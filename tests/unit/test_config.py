@@ -285,3 +285,12 @@ def test_local_settings_example_lists_every_setting_with_its_default() -> None:
     settings = load_settings({**values, "ACR_CA_BUNDLE": ""})
     assert settings.registry.endpoint == "https://127.0.0.1:5443"
     assert settings.registry.credential == "anonymous"
+
+
+def test_settings_doc_lists_every_setting_with_its_default() -> None:
+    doc = (ROOT / "docs" / "settings.md").read_text()
+    for setting in SETTINGS:
+        default = "(required)" if setting.default is None else f"`{setting.default}`"
+        if setting.default == "":
+            default = "(empty)"
+        assert f"| `{setting.name}` | {default} |" in doc, setting.name
