@@ -224,17 +224,23 @@ class RepositoryResult:
         }
 
     def log_line(self) -> str:
-        """One structured line: `reconcile repository=... status=... source=... tag=...`."""
-        parts = [f"reconcile repository={self.repository}", f"status={self.status}"]
-        for source in self.sources:
-            if source.status in ("absent", "in-sync") and self.status != "in-sync":
-                continue
-            parts.append(f"source={source.source_tag}")
-            if source.digest:
-                parts.append(f"digest={source.digest}")
-            if source.tag:
-                parts.append(f"tag={source.tag}")
-        parts.append(f"reason={json.dumps(self.reason)}")
+        """`acr-retag reconcile status=... repository=... source_tag=... digest=... tag=...
+        reason="..."`, like the event path's outcome line; the source tag shown is the one that
+        decided the status."""
+        shown = next(
+            (s for s in self.sources if s.status == self.status),
+            next((s for s in self.sources if s.status != "absent"), None),
+        )
+        parts = [
+            "acr-retag reconcile",
+            f"status={self.status}",
+            f"repository={_field(self.repository)}",
+            f"source_tag={_field(shown.source_tag if shown else None)}",
+            f"digest={_field(shown.digest if shown else None)}",
+            f"tag={_field(shown.tag if shown else None)}",
+            f"duration_ms={self.duration_ms}",
+            f"reason={json.dumps(self.reason)}",
+        ]
         return " ".join(parts)
 
 
@@ -274,7 +280,8 @@ class ReconcileReport:
     def summary_line(self) -> str:
         counts = self.counts
         parts = [
-            f"reconcile summary mode={self.mode}",
+            "acr-retag reconcile-summary",
+            f"mode={self.mode}",
             f"repositories={len(self.repositories)}",
             *(f"{status}={count}" for status, count in counts.items()),
             f"excluded={self.excluded}",
@@ -355,6 +362,7 @@ def reconcile_registry(
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     retry_delay: float = 1.0,
+    max_retry_delay: float = 30.0,
     max_attempts: int = 5,
 ) -> ReconcileReport:
     """Reconcile every repository in scope; never raises for registry errors (see the report).
@@ -364,7 +372,9 @@ def reconcile_registry(
     `list_tags(digest=...)`; in apply mode one `add_generated_tag` when the tag is missing.
     `now` (default: the current time) is the reference for the grace period. Repositories run on
     `concurrency` threads; `TransientRegistryError` (after the adapter's own retries) is retried
-    with exponential back-off from `retry_delay` up to `max_attempts`, within the time box. No
+    with exponential back-off (from `retry_delay`, at most `max_retry_delay`, jittered) up to
+    `max_attempts`, within the time box; the pause is shared, so while the registry throttles
+    every worker slows down, not only the one that was refused. No
     repository starts after `max_duration`: the rest are reported `not-reached`.
     """
     if concurrency < 1:
@@ -378,6 +388,7 @@ def reconcile_registry(
         monotonic=monotonic,
         sleep=sleep,
         retry_delay=retry_delay,
+        max_retry_delay=max_retry_delay,
         max_attempts=max_attempts,
         deadline=monotonic() + max_duration.total_seconds(),
     )
@@ -394,9 +405,13 @@ class _Engine:
     monotonic: Callable[[], float]
     sleep: Callable[[float], None]
     retry_delay: float
+    max_retry_delay: float
     max_attempts: int
     deadline: float
     _random: random.Random = field(default_factory=random.Random)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _resume_at: float = 0.0
+    """Shared back-off: no attempt starts before this (monotonic) time."""
 
     def in_scope(self, repository: str) -> bool:
         if not self.settings.retag.in_scope(repository):
@@ -460,14 +475,28 @@ class _Engine:
                     raise
 
     def _backoff(self, attempt: int) -> bool:
-        """Sleep before retry `attempt + 1`; False when out of attempts or of time."""
+        """Pause before retry `attempt + 1`; False when out of attempts or of time."""
         if attempt >= self.max_attempts:
             return False
-        delay = self.retry_delay * 2 ** (attempt - 1) * (1 + self._random.random() / 2)
-        if self.monotonic() + delay >= self.deadline:
+        delay = min(self.max_retry_delay, self.retry_delay * 2 ** (attempt - 1))
+        delay *= 1 + self._random.random() / 2
+        now = self.monotonic()
+        if now + delay >= self.deadline:
             return False
-        self.sleep(delay)
+        with self._lock:
+            self._resume_at = max(self._resume_at, now + delay)
+        self._pace()
         return True
+
+    def _pace(self) -> None:
+        """Wait out the shared back-off (never past the deadline)."""
+        while True:
+            with self._lock:
+                resume_at = self._resume_at
+            wait = min(resume_at, self.deadline) - self.monotonic()
+            if wait <= 0:
+                return
+            self.sleep(wait)
 
     def repository(self, repository: str) -> RepositoryResult:
         started = self.monotonic()
@@ -481,6 +510,7 @@ class _Engine:
         attempt = 0
         while True:
             attempt += 1
+            self._pace()
             try:
                 result = self._source(repository, source_tag)
             except TransientRegistryError as error:
@@ -594,7 +624,9 @@ def run_scheduled_reconcile(
     registry). Logs one line per repository that is not in sync and one summary line."""
     mode = settings.reconcile.mode
     if mode == "off":
-        log.info("reconcile summary mode=off: RECONCILE_MODE=off, nothing checked")
+        log.info(
+            'acr-retag reconcile-summary mode=off reason="RECONCILE_MODE=off: nothing checked"'
+        )
         return None
     report = reconcile_registry(
         registry_factory(),
@@ -770,6 +802,15 @@ def _format_age(age: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts)
+
+
+def _field(value: str | None) -> str:
+    if value is None:
+        return "-"
+    return value if _PLAIN.fullmatch(value) else json.dumps(value)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._:/@+-]+")
 
 
 def _describe(error: BaseException) -> str:
