@@ -117,7 +117,8 @@ def test_tags_repositories_and_properties(
     assert repo in set(client.list_repository_names())
     repo_props = client.get_repository_properties(repo)
     assert (repo_props.name, repo_props.manifest_count, repo_props.tag_count) == (repo, 1, 3)
-    assert repo_props.can_delete and repo_props.can_write
+    assert repo_props.can_delete
+    assert repo_props.can_write
 
     tags = list(client.list_tag_properties(repo))
     assert [t.name for t in tags] == ["a", "b", "c"]
@@ -137,7 +138,8 @@ def test_tags_repositories_and_properties(
     assert tag.created_on <= tag.last_updated_on
 
     updated = client.update_tag_properties(repo, "b", can_delete=False)
-    assert updated.can_delete is False and updated.can_write is True
+    assert updated.can_delete is False
+    assert updated.can_write is True
     assert client.get_tag_properties(repo, "b").can_delete is False
     client.update_tag_properties(repo, "b", can_delete=True)
 
@@ -215,7 +217,8 @@ def test_index_listing_has_references_and_platforms(
 
     props = client.get_manifest_properties(repo, index.digest)
     assert props.tags == ["latest"]
-    assert props.architecture is None and props.operating_system is None
+    assert props.architecture is None
+    assert props.operating_system is None
     assert client.get_manifest(repo, "latest").media_type == images.OCI_INDEX
 
 
@@ -256,7 +259,8 @@ def test_paging_walks_several_pages(
     for name in many:
         push(acr, name, image, "x")
     listed = list(client.list_repository_names(results_per_page=2))
-    assert listed == sorted(listed) and set(many) <= set(listed)
+    assert listed == sorted(listed)
+    assert set(many) <= set(listed)
 
 
 def test_errors_map_to_sdk_exceptions(
