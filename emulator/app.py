@@ -13,7 +13,7 @@ from typing import Any
 
 from emulator.auth import TokenService
 from emulator.clock import Clock
-from emulator.delivery import Delivery
+from emulator.delivery import Delivery, check_subscriber
 from emulator.faults import Faults, FaultSettings
 from emulator.server import EmulatorHTTPServer, Registry
 from emulator.store import Store
@@ -47,7 +47,7 @@ class Emulator:
         self._anonymous_actions = anonymous_actions
         self._persistent = data_dir is not None
         self._data_dir = Path(data_dir).resolve() if data_dir is not None else None
-        self._subscribers = list(subscribers)
+        self._subscribers = [check_subscriber(url) for url in subscribers]
         self._temp: str | None = None
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
