@@ -41,6 +41,8 @@ class Emulator:
     ) -> None:
         if host not in LOOPBACK:
             raise ValueError(f"host must be 127.0.0.1 or localhost (loopback only), not {host!r}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, not {port}")
         self._host = "127.0.0.1"
         self._port = port
         self._anonymous = anonymous
@@ -110,6 +112,7 @@ class Emulator:
             self._thread.join(timeout=5)
         registry = self._registry
         if registry is not None:
+            registry.delivery.wait_idle(2.0)  # give queued deliveries a last chance
             registry.delivery.close()
             registry.store.close()
         if self._temp is not None:
