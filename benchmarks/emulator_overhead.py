@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import requests  # noqa: E402
+import requests
 
-from emulator import Emulator  # noqa: E402
-from tests.support import images  # noqa: E402
+from emulator import Emulator
+from tests.support import images
 
 ROUNDS = 2000
 
