@@ -12,10 +12,12 @@ import hashlib
 import json
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
 
+from emulator import Emulator
 from tests.differential.differences import KNOWN_EMULATOR_BUGS
 from tests.differential.harness import (
     Observation,
@@ -28,6 +30,7 @@ from tests.differential.harness import (
     unique_repository,
 )
 from tests.support import images
+from tests.support.distribution import start_distribution
 from tests.support.images import Image
 
 pytestmark = pytest.mark.system
@@ -659,3 +662,117 @@ def test_token_flow_is_used_only_where_challenged(targets: dict[str, Target]) ->
 
     reference = assert_same("auth.token_requests", run_everywhere(targets, scenario))
     assert reference == {"status": 200, "body": True, "token_requests": False}
+
+
+def test_index_children_and_blobs_are_deleted_independently(targets: dict[str, Target]) -> None:
+    """Deleting a child keeps its index; deleting a blob in one repository keeps it in another."""
+    index = images.oci_index()
+    first, second = index.children
+    repository = unique_repository("idx-delete")
+    other = unique_repository("idx-other")
+    shared_blob = second.blobs[0]
+
+    def scenario(target: Target) -> dict[str, Observation]:
+        seen: dict[str, Observation] = {}
+        with target.session() as session:
+            for repo in (repository, other):
+                images.push_image(target.endpoint, repo, index, "v1", session=session, verify=True)
+            delete = session.request("DELETE", f"/v2/{repository}/manifests/{first.digest}")
+            seen["index.delete_child"] = observe(delete, "status")
+            seen["index.get_after_child_delete"] = observe(
+                session.get_manifest(repository, "v1"), "status", "digest", "body_sha256"
+            )
+            delete = session.request("DELETE", f"/v2/{repository}/manifests/{index.digest}")
+            seen["index.delete_index"] = observe(delete, "status")
+            seen["index.get_other_child_after_index_delete"] = observe(
+                session.get_manifest(repository, second.digest), "status", "digest"
+            )
+            seen["index.tags_after_index_delete"] = observe_json(
+                session.request("GET", f"/v2/{repository}/tags/list"), repository
+            )
+            blob_path = f"blobs/{shared_blob.digest}"
+            delete = session.request("DELETE", f"/v2/{repository}/{blob_path}")
+            seen["blob.delete"] = observe(delete, "status")
+            seen["blob.head_after_delete"] = observe(
+                session.request("HEAD", f"/v2/{repository}/{blob_path}"), "status"
+            )
+            seen["blob.head_other_repository"] = observe(
+                session.request("HEAD", f"/v2/{other}/{blob_path}"), "status", "digest"
+            )
+            seen["blob.head_never_linked"] = observe(
+                session.request("HEAD", f"/v2/{unique_repository('zzz')}/{blob_path}"), "status"
+            )
+        return seen
+
+    seen = run_everywhere(targets, scenario)
+    reference = {
+        step: assert_same(step, {name: s[step] for name, s in seen.items()})
+        for step in seen["distribution"]
+    }
+    assert reference["index.delete_child"] == {"status": 202}
+    assert reference["index.get_after_child_delete"] == {
+        "status": 200,
+        "digest": index.digest,
+        "body_sha256": sha(index.raw),
+    }
+    assert reference["index.delete_index"] == {"status": 202}
+    assert reference["index.get_other_child_after_index_delete"]["status"] == 200
+    assert reference["index.tags_after_index_delete"] == {
+        "status": 200,
+        "json": {"name": "<repo>", "tags": None},
+        "link": None,
+    }
+    assert reference["blob.delete"] == {"status": 202}
+    assert reference["blob.head_after_delete"] == {"status": 404}
+    assert reference["blob.head_other_repository"] == {"status": 200, "digest": shared_blob.digest}
+    assert reference["blob.head_never_linked"] == {"status": 404}
+
+
+def test_catalog_paging_on_fresh_registries(tmp_path: Path) -> None:
+    """_catalog needs fresh registries (the session ones hold every test's repositories)."""
+    image = images.oci_image()
+    with (
+        start_distribution(tmp_path / "distribution") as distribution,
+        Emulator(anonymous=True) as acr,
+    ):
+        targets = {
+            "distribution": Target(
+                "distribution",
+                distribution.endpoint,
+                distribution.login_server,
+                distribution.ca_bundle,
+                "",
+            ),
+            "emulator": Target("emulator", acr.endpoint, acr.login_server, acr.ca_bundle, ""),
+        }
+
+        def scenario(target: Target) -> dict[str, Observation]:
+            with target.session() as session:
+                for repository in ("b/one", "a/two", "c"):
+                    images.push_image(
+                        target.endpoint, repository, image, "v1", session=session, verify=True
+                    )
+                first = session.request("GET", "/v2/_catalog?n=2")
+                next_page = first.headers.get("Link", "").partition(">")[0].lstrip("<")
+                return {
+                    "catalog.all": observe_json(session.request("GET", "/v2/_catalog")),
+                    "catalog.first_page": observe_json(first),
+                    "catalog.next_page": observe_json(session.request("GET", next_page)),
+                }
+
+        seen = run_everywhere(targets, scenario)
+    reference = {
+        step: assert_same(step, {name: s[step] for name, s in seen.items()})
+        for step in seen["distribution"]
+    }
+    assert reference["catalog.all"]["json"] == {"repositories": ["a/two", "b/one", "c"]}
+    assert reference["catalog.first_page"] == {
+        "status": 200,
+        "json": {"repositories": ["a/two", "b/one"]},
+        "link": '</v2/_catalog?last=b%2Fone&n=2>; rel="next"',
+    }
+    assert reference["catalog.next_page"] == {
+        "status": 200,
+        "json": {"repositories": ["c"]},
+        "link": None,
+    }
