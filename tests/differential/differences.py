@@ -172,4 +172,9 @@ KNOWN_EMULATOR_BUGS: dict[str, str] = {
         "body's mediaType); distribution refuses it (400 MANIFEST_INVALID). ACR behaviour not "
         "verified; the SDK and skopeo always send Content-Type."
     ),
+    "error.manifest_blob_unknown_details": (
+        "emulator reports only the first missing blob (one MANIFEST_BLOB_UNKNOWN entry); "
+        "distribution, and real ACR (its answer quoted in Azure/azure-sdk-for-net#36076), report "
+        "one entry per missing blob with the digest as `detail`."
+    ),
 }

@@ -559,6 +559,29 @@ def test_refused_requests(targets: dict[str, Target], step: str) -> None:
     assert reference["errors"] == codes
 
 
+@pytest.mark.xfail(strict=True, reason=KNOWN_EMULATOR_BUGS["error.manifest_blob_unknown_details"])
+def test_every_missing_blob_is_reported(targets: dict[str, Target]) -> None:
+    image = images.docker_image(layers=2)
+    repository = unique_repository("missing-blobs")
+
+    def scenario(target: Target) -> Observation:
+        with target.session() as session:
+            response = session.put_manifest(repository, "v1", image.raw, image.media_type)
+            entries = response.json()["errors"]
+            return {
+                "status": response.status_code,
+                "entries": sorted((entry["code"], str(entry.get("detail"))) for entry in entries),
+            }
+
+    reference = assert_same(
+        "error.manifest_blob_unknown_details", run_everywhere(targets, scenario)
+    )
+    assert reference == {
+        "status": 400,
+        "entries": sorted(("MANIFEST_BLOB_UNKNOWN", blob.digest) for blob in image.blobs),
+    }
+
+
 # ------------------------------------------------------------------------------------------
 # Tags, deletion by tag, auth
 
