@@ -97,9 +97,11 @@ def test_manifest_lifecycle(targets: dict[str, Target], kind: str) -> None:
                 session.get_manifest(repository, image.digest, method="HEAD"), *MANIFEST_FIELDS
             )
             for child in image.children:
-                seen[f"manifest.get_child_{child.platform}"] = observe(
-                    session.get_manifest(repository, child.digest), *MANIFEST_FIELDS
-                )
+                seen[
+                    f"manifest.get_child:{child.platform[0]}/{child.platform[1]}"
+                    if child.platform
+                    else "manifest.get_child"
+                ] = observe(session.get_manifest(repository, child.digest), *MANIFEST_FIELDS)
             # The re-tag: the same bytes under a new tag keep the digest.
             retag = session.put_manifest(repository, "v1-copy", image.raw, image.media_type)
             seen["manifest.put_same_bytes_new_tag"] = observe(retag, *PUT_FIELDS)
@@ -145,6 +147,11 @@ def test_manifest_lifecycle(targets: dict[str, Target], kind: str) -> None:
         assert reference[step]["status"] == 200
         assert reference[step]["content_length"] == str(image.size)
         assert reference[step]["body_sha256"] == sha(b"")
+    for child in image.children:
+        assert child.platform is not None
+        child_get = reference[f"manifest.get_child:{child.platform[0]}/{child.platform[1]}"]
+        assert child_get["body_sha256"] == sha(child.raw)
+        assert child_get["content_type"] == child.media_type
     assert reference["manifest.put_same_bytes_new_tag"]["digest"] == image.digest
     assert reference["tags.list_two_tags"]["json"] == {
         "name": repository,
