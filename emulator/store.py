@@ -452,14 +452,18 @@ class Store:
             existing = self._repos.get(name)
             if existing is not None and not existing.attrs.write_enabled:
                 raise disallowed({"Name": name})
-            for blob in parsed.blobs:
-                if existing is None or blob not in existing.blobs:
-                    raise bad_request("MANIFEST_BLOB_UNKNOWN", "blob unknown to registry", blob)
-            for child in parsed.children:
-                if existing is None or child.digest not in existing.manifests:
-                    raise bad_request(
-                        "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry", child.digest
-                    )
+            known_blobs = existing.blobs if existing is not None else set()
+            known_manifests = existing.manifests if existing is not None else {}
+            missing = [b for b in dict.fromkeys(parsed.blobs) if b not in known_blobs]
+            missing += [c.digest for c in parsed.children if c.digest not in known_manifests]
+            if missing:  # one entry per missing blob, digest as detail (distribution, ACR)
+                raise ApiError(
+                    400,
+                    "MANIFEST_BLOB_UNKNOWN",
+                    "blob unknown to registry",
+                    missing[0],
+                    more_details=missing[1:],
+                )
             tag_name = None if is_digest(reference) else reference
             previous = None
             if tag_name is not None and existing is not None and tag_name in existing.tags:
