@@ -95,6 +95,7 @@ __all__ = [
     "RequestClass",
     "classify_request",
     "jwt_expiry",
+    "jwt_lifetime",
     "parse_bearer_challenge",
     "registry_for",
     "required_role",
@@ -131,26 +132,46 @@ _ACR_RE = re.compile(r"^/acr/v1/(?P<name>.+?)(?:/(?P<kind>_tags|_manifests)(?:/.
 # ---------------------------------------------------------------------------------------------
 # Pure helpers (unit-tested without a registry)
 # ---------------------------------------------------------------------------------------------
-def jwt_expiry(token: str) -> float | None:
-    """The `exp` claim (Unix seconds) of a JWT, decoded WITHOUT verifying it; None if unreadable.
-
-    Only used to decide when to renew a token we were given; never trusts it for anything else.
-    """
+def _jwt_claims(token: str) -> dict[str, Any] | None:
     parts = token.split(".")
     if len(parts) != 3 or not parts[1]:
         return None
     payload = parts[1]
     try:
-        data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        claims = json.loads(data)
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (binascii.Error, ValueError):
         return None
-    if not isinstance(claims, dict):
+    return claims if isinstance(claims, dict) else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
+    return float(value)
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The `exp` claim (Unix seconds) of a JWT, decoded WITHOUT verifying it; None if unreadable.
+
+    Only used to decide when to renew a token we were given; never trusts it for anything else.
+    """
+    claims = _jwt_claims(token)
+    return None if claims is None else _number(claims.get("exp"))
+
+
+def jwt_lifetime(token: str) -> float | None:
+    """`exp - iat` of a JWT (seconds the issuer made it valid for), None if either is missing.
+
+    Counting the lifetime from when we received the token makes the cache immune to clock skew
+    between this machine and the registry (which sets `iat`/`exp` by its own clock).
+    """
+    claims = _jwt_claims(token)
+    if claims is None:
         return None
-    return float(exp)
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    if exp is None or iat is None or exp <= iat:
+        return None
+    return exp - iat
 
 
 @dataclass(frozen=True)
@@ -367,12 +388,16 @@ class _Authenticator:
 
     # -- cache ---------------------------------------------------------------------------------
     def _expiry(self, token: str) -> float:
+        """When to stop using a token just received: `lifetime` after now, less the margin
+        (lifetime = exp - iat when the token has both, else exp - now by our clock)."""
         now = self._clock()
-        exp = jwt_expiry(token)
-        if exp is None:
-            return now + _TOKEN_DEFAULT_TTL
-        lifetime = exp - now
-        return exp - min(_TOKEN_REFRESH_MARGIN, max(lifetime, 0.0) * 0.2)
+        lifetime = jwt_lifetime(token)
+        if lifetime is None:
+            exp = jwt_expiry(token)
+            if exp is None:
+                return now + _TOKEN_DEFAULT_TTL
+            lifetime = max(exp - now, 0.0)
+        return now + lifetime - min(_TOKEN_REFRESH_MARGIN, lifetime * 0.2)
 
     def _valid(self, token: _Token | None) -> str | None:
         if token is not None and self._clock() < token.renew_at:

@@ -16,6 +16,7 @@ from retag.acr import (
     _redact,
     classify_request,
     jwt_expiry,
+    jwt_lifetime,
     manifest_info_from_json,
     parse_bearer_challenge,
     required_role,
@@ -67,6 +68,22 @@ def test_jwt_expiry_handles_urlsafe_characters() -> None:
 )
 def test_jwt_expiry_is_none_when_unreadable(token: str) -> None:
     assert jwt_expiry(token) is None
+
+
+@pytest.mark.parametrize(
+    ("claims", "lifetime"),
+    [
+        ({"iat": 1000, "exp": 1000 + 4500}, 4500.0),
+        ({"iat": 1000.5, "exp": 1060}, 59.5),
+        ({"exp": 1000}, None),
+        ({"iat": 1000}, None),
+        ({"iat": 2000, "exp": 1000}, None),
+        ({"iat": "1000", "exp": 2000}, None),
+    ],
+)
+def test_jwt_lifetime(claims: dict[str, Any], lifetime: float | None) -> None:
+    assert jwt_lifetime(jwt(claims)) == lifetime
+    assert jwt_lifetime("opaque") is None
 
 
 # -- challenges -----------------------------------------------------------------------------------
