@@ -40,6 +40,7 @@ import binascii
 import hashlib
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -611,6 +612,8 @@ class _AcrTransport(HttpTransport[Any, Any]):
     def sleep(self, duration: float) -> None:
         """Retry delays (backoff, `Retry-After`) never run past the call's deadline."""
         deadline: float | None = getattr(self._local, "deadline", None)
+        if deadline is not None and getattr(self._local, "expired", None) == deadline:
+            return  # already given up: the next attempt fails at once with the first reason
         if deadline is not None and time.monotonic() + duration >= deadline:
             self._local.expired = deadline
             self._local.reason = (
@@ -866,6 +869,8 @@ class AcrRegistry:
         if not 1 <= page_size <= 1000:
             raise ValueError(f"page_size must be between 1 and 1000, got {page_size!r}")
         self._page_size = page_size
+        if ca_bundle and not os.path.isfile(ca_bundle):
+            raise ValueError(f"ca_bundle {ca_bundle!r} is not a readable file (a PEM CA bundle)")
         token_credential: TokenCredential | None
         if credential == "default":
             from azure.identity import DefaultAzureCredential
