@@ -130,7 +130,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     """Validate a manifest body like a registry does; raises ApiError (MANIFEST_INVALID...)."""
     if len(body) > MAX_MANIFEST_BYTES:
         raise ApiError(
-            413,
+            400,
             "MANIFEST_INVALID",
             "manifest invalid",
             {"reason": f"manifest is {len(body)} bytes; the limit is {MAX_MANIFEST_BYTES} (4 MiB)"},
@@ -153,14 +153,10 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
             raise _invalid(
                 f"mediaType in manifest ({declared}) does not match Content-Type ({media_type})"
             )
-    elif declared in MANIFEST_TYPES:
-        media_type = declared
-    elif declared is None and isinstance(document.get("manifests"), list):
-        media_type = OCI_INDEX
-    elif declared is None:
-        media_type = OCI_MANIFEST
-    else:
-        raise _invalid(f"unsupported manifest media type {declared!r}")
+    elif header:
+        raise _invalid(f"unsupported manifest Content-Type {header!r}")
+    else:  # like distribution: the Content-Type header decides how the body is read
+        raise _invalid("Content-Type must name the manifest media type")
     if media_type != ORAS_ARTIFACT and document.get("schemaVersion") != 2:
         raise _invalid("schemaVersion must be 2")
 
