@@ -615,17 +615,23 @@ def run_scheduled_reconcile(
     settings: Settings,
     registry_factory: Callable[[], Registry],
     *,
-    log: logging.Logger,
+    log: logging.Logger | Callable[[str], None],
+    past_due: bool = False,
     now: datetime | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     max_duration: timedelta = DEFAULT_MAX_DURATION,
 ) -> ReconcileReport | None:
-    """One scheduled run honouring RECONCILE_MODE (`off` returns None without touching the
-    registry). Logs one line per repository that is not in sync and one summary line."""
+    """The `reconcile_tags` timer: one run honouring RECONCILE_MODE (`off` returns None without
+    building the registry). Logs one line per repository that is not in sync (tagged, would-tag,
+    skipped, failed) and one summary line. `log` is a Logger (warnings for skipped, errors for
+    failed) or any callable taking a line."""
     mode = settings.reconcile.mode
+    late = " past_due=true" if past_due else ""
     if mode == "off":
-        log.info(
-            'acr-retag reconcile-summary mode=off reason="RECONCILE_MODE=off: nothing checked"'
+        _emit(
+            log,
+            logging.INFO,
+            f'acr-retag reconcile-summary mode=off{late} reason="RECONCILE_MODE=off"',
         )
         return None
     report = reconcile_registry(
@@ -636,22 +642,27 @@ def run_scheduled_reconcile(
         max_duration=max_duration,
         now=now,
     )
+    levels = {"failed": logging.ERROR, "skipped": logging.WARNING}
     for result in report.repositories:
-        if result.status in ("failed", "skipped"):
-            log.warning(result.log_line())
-        elif result.status in ("tagged", "would-tag"):
-            log.info(result.log_line())
-    if report.failed:
-        log.error(report.summary_line())
-    else:
-        log.info(report.summary_line())
+        if result.status in ("tagged", "would-tag", "skipped", "failed"):
+            _emit(log, levels.get(result.status, logging.INFO), result.log_line())
+    summary = report.summary_line() + late
+    _emit(log, logging.ERROR if report.failed else logging.INFO, summary)
     return report
+
+
+def _emit(log: logging.Logger | Callable[[str], None], level: int, line: str) -> None:
+    if isinstance(log, logging.Logger):
+        log.log(level, line)
+    else:
+        log(line)
 
 
 def add_reconcile_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add `reconcile` to the CLI's subcommands; dispatch the parsed args to `run_reconcile`."""
+    """Add `reconcile` to the CLI's subcommands and return its parser; the caller dispatches the
+    parsed args to `run_reconcile` (retag.cli sets its own handler)."""
     parser = subparsers.add_parser(
         "reconcile",
         help="give every source tag's digest a generated tag (catch up missed events)",
@@ -692,7 +703,6 @@ def add_reconcile_parser(
         default=DEFAULT_MAX_DURATION,
         help="stop starting repositories after this long, e.g. 90s, 10m (default 8m)",
     )
-    parser.set_defaults(handler=run_reconcile)
     return parser
 
 
@@ -718,27 +728,27 @@ def run_reconcile(
     except SettingsError as error:
         print(f"error: {error}", file=err)
         return 2
+    owned = None
     if registry is None:
         from retag.acr import AcrRegistry
 
         try:
-            registry = AcrRegistry(
-                resolved.registry.login_server,
-                credential=resolved.registry.credential,
-                audience=resolved.registry.audience,
-                ca_bundle=resolved.registry.ca_bundle,
-            )
+            registry = owned = AcrRegistry.from_settings(resolved.registry)
         except (RegistryError, ValueError) as error:
             print(f"error: {error}", file=err)
             return 2
-    report = reconcile_registry(
-        registry,
-        resolved,
-        mode="dry-run" if args.dry_run else "apply",
-        repository_filter=args.repository,
-        concurrency=args.concurrency,
-        max_duration=args.max_duration,
-    )
+    try:
+        report = reconcile_registry(
+            registry,
+            resolved,
+            mode="dry-run" if args.dry_run else "apply",
+            repository_filter=args.repository,
+            concurrency=args.concurrency,
+            max_duration=args.max_duration,
+        )
+    finally:
+        if owned is not None:
+            owned.close()
     print(report.to_json() if args.json else report.render_table(), file=out)
     if args.json:
         print(report.summary_line(), file=err)
