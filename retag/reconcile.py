@@ -258,7 +258,10 @@ class ReconcileReport:
     """HTTP requests the registry adapter sent during the run (token requests included)."""
     duration_s: float = 0.0
     error: str | None = None
-    """Set when the catalog itself could not be listed to the end."""
+    """Set when the catalog itself could not be listed to the end (a failure: exit code 1)."""
+    unlisted: str | None = None
+    """Set when, after the time box was over, the rest of the catalog could not be listed: the
+    repositories after the last one listed are not in the report (the next run covers them)."""
 
     @property
     def counts(self) -> dict[RepositoryStatus, int]:
@@ -275,7 +278,11 @@ class ReconcileReport:
     @property
     def complete(self) -> bool:
         """Every repository in scope was reached (no time-box stop, no catalog error)."""
-        return self.error is None and not any(r.status == "not-reached" for r in self.repositories)
+        return (
+            self.error is None
+            and self.unlisted is None
+            and not any(r.status == "not-reached" for r in self.repositories)
+        )
 
     def summary_line(self) -> str:
         counts = self.counts
@@ -291,6 +298,8 @@ class ReconcileReport:
         ]
         if self.error:
             parts.append(f"error={json.dumps(self.error)}")
+        if self.unlisted:
+            parts.append(f"unlisted={json.dumps(self.unlisted)}")
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,6 +310,7 @@ class ReconcileReport:
             "duration_s": round(self.duration_s, 3),
             "complete": self.complete,
             "error": self.error,
+            "unlisted": self.unlisted,
             "requests": self.requests,
             "summary": {
                 "repositories": len(self.repositories),
@@ -449,8 +459,15 @@ class _Engine:
                     future = pool.submit(self.repository, repository)
                     future.add_done_callback(lambda _: slots.release())
                     entries.append(future)
-            except RegistryError as error:
-                report.error = f"listing repositories failed: {_describe(error)}"
+            except Exception as error:  # the report says what happened; the run never crashes
+                if stopped:
+                    # The time box is over anyway: repositories not listed yet are simply not
+                    # reached, which the next run covers.
+                    report.unlisted = f"catalog listing stopped: {_describe(error)}"
+                else:
+                    if not isinstance(error, RegistryError):
+                        _logger.exception("listing repositories failed unexpectedly")
+                    report.error = f"listing repositories failed: {_describe(error)}"
         report.repositories = [
             entry.result() if isinstance(entry, Future) else entry for entry in entries
         ]

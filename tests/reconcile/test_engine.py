@@ -12,7 +12,7 @@ from typing import Any
 from emulator import Emulator
 from retag.acr import AcrRegistry
 from retag.reconcile import ReconcileReport, reconcile_registry
-from retag.registry import Registry
+from retag.registry import Registry, TransientRegistryError
 from retag.retagger import handle_event
 from tests.reconcile.conftest import Pusher, make_registry, make_settings, tags_of, writes
 from tests.support.images import oci_index
@@ -428,3 +428,81 @@ def test_zero_time_box_starts_nothing(acr: Emulator, registry: AcrRegistry, push
     report = reconcile(acr, registry, max_duration=timedelta(0))
     assert statuses(report) == {"app": "not-reached"}
     assert per_repository_requests(acr) == {}
+
+
+class Wrapped:
+    """The real adapter with one operation replaced (to inject failures the emulator cannot)."""
+
+    def __init__(self, inner: AcrRegistry, **replacements: Any) -> None:
+        self.inner = inner
+        self.replacements = replacements
+
+    def __getattr__(self, name: str) -> Any:
+        return self.replacements.get(name) or getattr(self.inner, name)
+
+
+def test_catalog_failure_after_the_time_box_is_not_a_failure(
+    acr: Emulator, registry: AcrRegistry, pusher: Pusher
+) -> None:
+    for name in ("a", "b", "c"):
+        pusher.push(name)
+    acr.advance_clock(HOUR)
+
+    def catalog() -> Any:
+        yield "a"
+        yield "b"
+        raise TransientRegistryError("429 while listing page 2")
+
+    report = reconcile(
+        acr,
+        Wrapped(registry, list_repositories=catalog),
+        max_duration=timedelta(0),
+        retry_delay=0.01,
+    )
+    assert statuses(report) == {"a": "not-reached", "b": "not-reached"}
+    assert report.unlisted is not None
+    assert report.error is None
+    assert not report.failed
+    assert not report.complete
+    assert "unlisted=" in report.summary_line()
+
+
+def test_unexpected_errors_fail_one_repository_or_the_listing_never_the_run(
+    acr: Emulator, registry: AcrRegistry, pusher: Pusher
+) -> None:
+    for name in ("a", "b"):
+        pusher.push(name)
+    acr.advance_clock(HOUR)
+
+    def get_tag(repository: str, tag: str) -> Any:
+        if repository == "a":
+            raise RuntimeError("bug in a dependency")
+        return registry.get_tag(repository, tag)
+
+    report = reconcile(acr, Wrapped(registry, get_tag=get_tag))
+    assert statuses(report) == {"a": "failed", "b": "tagged"}
+    assert "RuntimeError: bug in a dependency" in report.repositories[0].reason
+    assert report.failed
+
+    def catalog() -> Any:
+        yield "a"
+        raise ValueError("malformed catalog page")
+
+    broken = reconcile(acr, Wrapped(registry, list_repositories=catalog))
+    assert statuses(broken) == {"a": "tagged"}
+    assert broken.error == "listing repositories failed: ValueError: malformed catalog page"
+    assert broken.failed
+
+
+def test_repository_deleted_between_listing_and_reading_is_not_applicable(
+    acr: Emulator, registry: AcrRegistry, pusher: Pusher
+) -> None:
+    pusher.push("real")
+    acr.advance_clock(HOUR)
+
+    def catalog() -> Any:
+        yield "gone"
+        yield from registry.list_repositories()
+
+    report = reconcile(acr, Wrapped(registry, list_repositories=catalog))
+    assert statuses(report) == {"gone": "not-applicable", "real": "tagged"}
