@@ -1,10 +1,9 @@
 """Reconciliation cost: requests per repository and wall time for a 1,000-repository registry.
 
-The emulator is seeded through its Python store API (no HTTP, no events: every push is "missed")
-into a data directory, then served from that directory by `python -m emulator serve` in its own
-process (so the client's CPU is measured, not the emulator's: this machine has 2 cores and one
-GIL per process). With the injected latency switched on (admin API), `reconcile_registry` runs
-through the real `AcrRegistry` adapter (real Azure SDK, HTTPS, token cache):
+The in-process emulator is seeded through its Python store API (no HTTP, no events: every push is
+"missed"; no persistence, whose state flushes would dominate a write-heavy run), then, with the
+injected latency switched on, `reconcile_registry` runs through the real `AcrRegistry` adapter
+(real Azure SDK, HTTPS, token cache):
 
 - `drift`: the first run; every repository lacks its generated tag, so each one costs the two
   reads plus the re-tag (GET manifest by digest + PUT), and the first token for its scope;
@@ -19,22 +18,13 @@ Run: `python -m benchmarks.bench_reconcile` (or `make bench`).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
-
-import requests
 
 from emulator import Emulator
 from retag.acr import AcrRegistry
@@ -49,73 +39,23 @@ RUNS = int(os.environ.get("BENCH_RECONCILE_RUNS", "3"))
 PUSHED_AT = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def seed(data_dir: str, count: int) -> float:
-    """`count` repositories with `latest` on a small OCI image, written straight into the store of
-    an in-process emulator persisted in `data_dir`; returns the seconds it took."""
+def seed(acr: Emulator, count: int) -> float:
+    """`count` repositories with `latest` on a small OCI image, written straight into the store;
+    returns the seconds it took."""
     started = time.perf_counter()
     image = oci_image(seed=1)
-    with Emulator(data_dir=data_dir) as acr:
-        acr.set_clock(PUSHED_AT)
-        store = acr.registry.store
-        for i in range(count):
-            name = f"team-{i % 10}/service-{i:05d}"
-            for blob in image.blobs:
-                store.put_blob(name, blob.digest, blob.data)
-            store.put_manifest(name, "latest", image.raw, image.media_type)
+    acr.set_clock(PUSHED_AT)
+    store = acr.registry.store
+    for i in range(count):
+        name = f"team-{i % 10}/service-{i:05d}"
+        for blob in image.blobs:
+            store.put_blob(name, blob.digest, blob.data)
+        store.put_manifest(name, "latest", image.raw, image.media_type)
+    acr.set_clock(PUSHED_AT + timedelta(days=1))
     return time.perf_counter() - started
 
 
-class Served:
-    """`python -m emulator serve --data DIR` in a child process, driven by its admin API."""
-
-    def __init__(self, data_dir: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "serve", "--data", data_dir],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-        assert self.process.stdout is not None
-        info = json.loads(self.process.stdout.readline())
-        self.endpoint: str = info["endpoint"]
-        self.login_server: str = info["login_server"]
-        self.ca_bundle: str = info["ca_bundle"]
-        self.http = requests.Session()
-        self.http.verify = self.ca_bundle
-        self.http.trust_env = False
-
-    def admin(self, method: str, what: str, body: Any = None) -> Any:
-        answer = self.http.request(method, f"{self.endpoint}/_emulator/{what}", json=body)
-        answer.raise_for_status()
-        return answer.json() if answer.content else None
-
-    def requests(self) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = self.admin("GET", "requests")
-        return entries
-
-    def clear_requests(self) -> None:
-        self.admin("DELETE", "requests")
-
-    def now(self) -> datetime:
-        return datetime.fromisoformat(self.admin("GET", "clock")["now"].replace("Z", "+00:00"))
-
-    def close(self) -> None:
-        self.http.close()
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def __enter__(self) -> Served:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def kinds(acr: Served) -> Counter[str]:
+def kinds(acr: Emulator) -> Counter[str]:
     counted: Counter[str] = Counter()
     for entry in acr.requests():
         path = entry["path"]
@@ -130,7 +70,7 @@ def kinds(acr: Served) -> Counter[str]:
     return counted
 
 
-def run(acr: Served, registry: AcrRegistry, concurrency: int) -> tuple[float, ReconcileReport]:
+def run(acr: Emulator, registry: AcrRegistry, concurrency: int) -> tuple[float, ReconcileReport]:
     settings = load_settings(
         {
             "ACR_LOGIN_SERVER": acr.login_server,
@@ -152,7 +92,7 @@ def run(acr: Served, registry: AcrRegistry, concurrency: int) -> tuple[float, Re
     return elapsed, report
 
 
-def wait_for_log(acr: Served, expected: int) -> None:
+def wait_for_log(acr: Emulator, expected: int) -> None:
     """The emulator logs each request as it answers; give the last ones a moment to land."""
     deadline = time.monotonic() + 5
     while len(acr.requests()) < expected and time.monotonic() < deadline:
@@ -201,24 +141,21 @@ def main() -> None:
     rows: list[list[object]] = []
     seed_s = 0.0
     for concurrency in CONCURRENCY:
-        with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as data_dir:
-            seed_s = seed(data_dir, REPOSITORIES)
-            with Served(data_dir) as acr:
-                acr.admin("PUT", "faults", {"latency_ms": LATENCY_MS})
-                with AcrRegistry(
-                    acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle
-                ) as registry:
+        with Emulator() as acr:
+            seed_s = seed(acr, REPOSITORIES)
+            acr.set_faults(latency_ms=LATENCY_MS)
+            with AcrRegistry(
+                acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle
+            ) as registry:
+                elapsed, report = run(acr, registry, concurrency)
+                assert report.counts["tagged"] == REPOSITORIES, report.summary_line()
+                rows.append(row("drift (first run)", concurrency, [elapsed], report, kinds(acr)))
+                times = []
+                for _ in range(RUNS):
                     elapsed, report = run(acr, registry, concurrency)
-                    assert report.counts["tagged"] == REPOSITORIES, report.summary_line()
-                    rows.append(
-                        row("drift (first run)", concurrency, [elapsed], report, kinds(acr))
-                    )
-                    times = []
-                    for _ in range(RUNS):
-                        elapsed, report = run(acr, registry, concurrency)
-                        assert report.counts["in-sync"] == REPOSITORIES, report.summary_line()
-                        times.append(elapsed)
-                    rows.append(row("in sync", concurrency, times, report, kinds(acr)))
+                    assert report.counts["in-sync"] == REPOSITORIES, report.summary_line()
+                    times.append(elapsed)
+                rows.append(row("in sync", concurrency, times, report, kinds(acr)))
     print(f"## Reconciliation: requests per repository and wall time\n\n{machine()}\n")
     print(
         table(
@@ -238,7 +175,7 @@ def main() -> None:
     )
     print(
         f"\n{REPOSITORIES} repositories seeded through the emulator's store API "
-        f"({seed_s:.1f} s), served by `python -m emulator serve` in a separate process, "
+        f"({seed_s:.1f} s), the emulator in the benchmark's own process, "
         f"{LATENCY_MS:g} ms injected latency per request (token calls excluded). One adapter per "
         "configuration, reused across runs as the timer reuses its process-wide client; in-sync "
         f"wall time is the median of {RUNS} runs. Goal: 2 requests per repository when in sync. "
