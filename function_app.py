@@ -1,6 +1,6 @@
 """Azure Functions entry point (Python v2 programming model). Thin triggers only.
 
-Each trigger decodes its input, calls the use case in `retag/`, and logs one outcome line.
+Each trigger decodes its input and calls the use case in `retag/`, which logs one outcome line.
 Settings are read and validated once, when the worker imports this module. Heavy SDK imports
 (azure.identity, azure.containerregistry) happen lazily in `retag.acr`, on the first invocation
 that needs the registry, so importing this module stays cheap on cold start.
@@ -81,6 +81,8 @@ def _iso(moment: datetime | None) -> str | None:
 @app.function_name("on_image_pushed")
 @app.event_grid_trigger(arg_name="event")
 def on_image_pushed(event: func.EventGridEvent) -> None:
-    """ImagePushed -> a unique, sortable tag on the same digest. Raises only to be redelivered."""
-    outcome = handle_event(event_envelope(event), settings(), registry)
-    log.log(outcome.log_level, outcome.log_line())
+    """ImagePushed -> a unique, sortable tag on the same digest. Raises only to be redelivered.
+
+    `handle_event` logs the one outcome line (logger `retag`).
+    """
+    handle_event(event_envelope(event), settings(), registry)
