@@ -153,7 +153,9 @@ class FunctionsHostServer:
     """`func start` on loopback: the Event Grid webhook and the admin endpoint for timers."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = FunctionsHost(app)
+        """`app` is a `func.FunctionApp` or an already indexed `FunctionsHost` (an app can be
+        indexed only once, like in the worker)."""
+        self.host = app if isinstance(app, FunctionsHost) else FunctionsHost(app)
         functions_host = self.host
 
         class Handler(BaseHTTPRequestHandler):

@@ -776,10 +776,11 @@ class RequestHandler(BaseHTTPRequestHandler):
                 LOG.exception("internal error handling %s %s", self.command, path)
                 response = Response(500, error_body("UNKNOWN", "internal server error"))
         entry.update(response.log)
-        self._send(response)
         entry["status"] = response.status
         entry["ms"] = _ms(started)
+        # Record before answering: once a client has its response, the log must already show it.
         registry.record(entry)
+        self._send(response)
 
     def _send(self, response: Response) -> None:
         try:

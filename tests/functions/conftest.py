@@ -69,9 +69,7 @@ class App:
 
 
 @pytest.fixture
-def make_app(
-    acr: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., App]:
+def make_app(acr: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., App]:
     """Load function_app with the emulator's settings (plus overrides), as a fresh worker would."""
 
     def make(**overrides: str) -> App:
