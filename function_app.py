@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import azure.functions as func
-from retag.config import Settings, SettingsError, load_settings
-from retag.retagger import handle_event
 
+from retag.config import Settings, SettingsError, load_settings
 from retag.registry import Registry
+from retag.retagger import handle_event
 
 app = func.FunctionApp()
 log = logging.getLogger("acr-retag")
