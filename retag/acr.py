@@ -40,6 +40,7 @@ import binascii
 import hashlib
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -611,6 +612,8 @@ class _AcrTransport(HttpTransport[Any, Any]):
     def sleep(self, duration: float) -> None:
         """Retry delays (backoff, `Retry-After`) never run past the call's deadline."""
         deadline: float | None = getattr(self._local, "deadline", None)
+        if deadline is not None and getattr(self._local, "expired", None) == deadline:
+            return  # already given up: the next attempt fails at once with the first reason
         if deadline is not None and time.monotonic() + duration >= deadline:
             self._local.expired = deadline
             self._local.reason = (
@@ -866,6 +869,8 @@ class AcrRegistry:
         if not 1 <= page_size <= 1000:
             raise ValueError(f"page_size must be between 1 and 1000, got {page_size!r}")
         self._page_size = page_size
+        if ca_bundle and not os.path.isfile(ca_bundle):
+            raise ValueError(f"ca_bundle {ca_bundle!r} is not a readable file (a PEM CA bundle)")
         token_credential: TokenCredential | None
         if credential == "default":
             from azure.identity import DefaultAzureCredential
@@ -886,10 +891,14 @@ class AcrRegistry:
         self._authenticator = _Authenticator(
             endpoint, token_credential, audience.rstrip("/") + "/.default", clock
         )
+        # requests re-reads proxies, .netrc and CA variables from the environment on every request
+        # (~1 ms each here); we talk to one host, so resolve them once (same outcome) instead.
+        verify, proxies = _environment_settings(self._login_server, ca_bundle)
         inner = RequestsTransport(
             connection_timeout=connect_timeout,
             read_timeout=read_timeout,
-            connection_verify=ca_bundle if ca_bundle else True,
+            connection_verify=verify,
+            use_env_settings=False,
         )
         inner.open()  # create the session now, not racily from the first worker threads
         self._transport = _AcrTransport(
@@ -912,6 +921,7 @@ class AcrRegistry:
             retry_backoff_max=retry_backoff_max,
             timeout=deadline_seconds,
             user_agent="acr-retag",
+            proxies=proxies,
         )
 
     @classmethod
@@ -1213,3 +1223,23 @@ def registry_for(settings: RegistrySettings) -> AcrRegistry:
         if registry is None:
             registry = _registries[settings] = AcrRegistry.from_settings(settings)
         return registry
+
+
+def _environment_settings(host: str, ca_bundle: str | None) -> tuple[str | bool, dict[str, str]]:
+    """TLS verification and proxies for `host`, as requests would derive them per request.
+
+    An explicit `ca_bundle` wins; else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else the default
+    trust store (certifi). Proxies come from HTTPS_PROXY/HTTP_PROXY unless NO_PROXY covers `host`.
+    """
+    import urllib.request
+
+    verify: str | bool = (
+        ca_bundle
+        or os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or True
+    )
+    proxies = {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https")}
+    if proxies and urllib.request.proxy_bypass(host.rsplit(":", 1)[0]):
+        proxies = {}
+    return verify, proxies
