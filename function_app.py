@@ -16,11 +16,15 @@ from typing import Any
 import azure.functions as func
 
 from retag.config import Settings, SettingsError, load_settings
-from retag.registry import Registry
+from retag.registry import Registry, time_budget
 from retag.retagger import handle_event
 
 app = func.FunctionApp()
 log = logging.getLogger("acr-retag")
+
+EVENT_BUDGET_SECONDS = 20.0
+"""Registry time for one event, all calls together. Event Grid waits 30 s for an answer, then
+redelivers: finishing well inside that keeps one push from running twice at once."""
 
 
 class SettingsInvalid(RuntimeError):
@@ -85,4 +89,5 @@ def on_image_pushed(event: func.EventGridEvent) -> None:
 
     `handle_event` logs the one outcome line (logger `retag`).
     """
-    handle_event(event_envelope(event), settings(), registry)
+    with time_budget(EVENT_BUDGET_SECONDS):
+        handle_event(event_envelope(event), settings(), registry)

@@ -359,3 +359,22 @@ def test_importing_function_app_does_not_load_the_heavy_sdks(tmp_path: Path) -> 
         check=True,
     )
     assert json.loads(done.stdout) == []
+
+
+def test_one_time_budget_bounds_all_calls_of_an_invocation(app: App) -> None:
+    from retag.registry import TransientRegistryError, time_budget
+
+    image = oci_image()
+    app.push(REPO, image)
+    registry = app.registry()
+    registry.get_manifest(REPO, image.digest)  # warm: tokens cached
+    app.acr.set_faults(latency_ms=60_000)
+
+    started = time.monotonic()
+    with time_budget(1.5), pytest.raises(TransientRegistryError):
+        registry.get_manifest(REPO, image.digest)
+    with time_budget(0.5), pytest.raises(TransientRegistryError):
+        registry.get_manifest(REPO, image.digest)  # a second call in a new, shorter budget
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 4, f"two budgeted calls took {elapsed:.1f} s"
