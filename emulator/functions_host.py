@@ -18,6 +18,7 @@ It serves plain HTTP on loopback, like `func start` on port 7071.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -117,7 +118,7 @@ class FunctionsHost:
         result = DeliveryResult(200)
         for event in events:
             datum = meta.Datum(type="json", value=json.dumps(event))
-            invocation = self._invoke(function, lambda d=datum: _decode_event(d))
+            invocation = self._invoke(function, functools.partial(_decode_event, datum))
             result.invocations.append(invocation)
             if not invocation.ok:
                 result.status = 500

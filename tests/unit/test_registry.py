@@ -31,7 +31,9 @@ def test_inner_budget_never_extends_the_outer_one() -> None:
             assert budget_deadline() == outer
         with time_budget(0.1):
             inner = budget_deadline()
-            assert inner is not None and outer is not None and inner < outer
+            assert inner is not None
+            assert outer is not None
+            assert inner < outer
         assert budget_deadline() == outer
 
 
