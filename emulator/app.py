@@ -84,7 +84,12 @@ class Emulator:
             raise
         port = server.server_address[1]
         login_server = f"{self._host}:{port}"
-        store = Store(self.clock, login_server, self._data_dir)
+        try:
+            store = Store(self.clock, login_server, self._data_dir)
+        except Exception:
+            server.server_close()
+            delivery.close()
+            raise
         tokens = TokenService(
             login_server, anonymous=self._anonymous, anonymous_actions=self._anonymous_actions
         )
