@@ -175,17 +175,17 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = {
   'azd-env-name': environmentName
 }
-var appResourceGroupName = !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
-var effectiveRegistryResourceGroup = createRegistry || empty(registryResourceGroup) ? appResourceGroupName : registryResourceGroup
+var appResourceGroupName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+var effectiveRegistryResourceGroup = (createRegistry || empty(registryResourceGroup)) ? appResourceGroupName : registryResourceGroup
 var functionAppName = 'func-retag-${resourceToken}'
 var functionName = 'on_image_pushed'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 var deadLetterContainerName = 'eventgrid-deadletter'
-var effectiveSystemTopicName = !empty(systemTopicName) ? systemTopicName : '${registryName}-events'
+var effectiveSystemTopicName = empty(systemTopicName) ? '${registryName}-events' : systemTopicName
 var eventSubscriptionName = 'retag-on-image-pushed'
 // Repository names are [a-z0-9._/-]; "." is the only regex metacharacter among them.
 var prefixRepositories = empty(repositoryPrefix) ? '' : '${replace(repositoryPrefix, '.', '\\.')}.*'
-var effectiveRetagRepositories = !empty(retagRepositories) ? retagRepositories : prefixRepositories
+var effectiveRetagRepositories = empty(retagRepositories) ? prefixRepositories : retagRepositories
 
 // ---------------------------------------------------------------------------------------------
 // Resources

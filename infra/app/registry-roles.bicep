@@ -40,7 +40,7 @@ var roles = {
 
 var abac = roleMode == 'abac'
 var canDelete = pruneMode == 'delete'
-var conditioned = abac && !empty(repositoryPrefix)
+var conditioned = abac && (!empty(repositoryPrefix))
 
 // ABAC conditions: the listed repository actions are allowed only on matching repositories;
 // every other action of the role is unaffected.
@@ -65,7 +65,7 @@ resource acrPush 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!aba
   }
 }
 
-resource acrDelete 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!abac && canDelete) {
+resource acrDelete 'Microsoft.Authorization/roleAssignments@2022-04-01' = if ((!abac) && canDelete) {
   name: guid(registry.id, principalId, roles.acrDelete)
   scope: registry
   properties: {

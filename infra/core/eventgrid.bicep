@@ -119,7 +119,7 @@ resource eventSubscription 'Microsoft.EventGrid/systemTopics/eventSubscriptions@
   parent: topic
   name: eventSubscriptionName
   properties: {
-    destination: endpointType == 'AzureFunction' ? azureFunctionDestination : webHookDestination
+    destination: (endpointType == 'AzureFunction') ? azureFunctionDestination : webHookDestination
     eventDeliverySchema: 'EventGridSchema'
     filter: {
       includedEventTypes: [

@@ -41,7 +41,7 @@ resource registry 'Microsoft.ContainerRegistry/registries@2025-11-01' = {
     adminUserEnabled: false
     anonymousPullEnabled: false
     publicNetworkAccess: 'Enabled'
-    roleAssignmentMode: roleMode == 'abac' ? 'AbacRepositoryPermissions' : 'LegacyRegistryPermissions'
+    roleAssignmentMode: (roleMode == 'abac') ? 'AbacRepositoryPermissions' : 'LegacyRegistryPermissions'
   }
 }
 

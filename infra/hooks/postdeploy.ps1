@@ -65,3 +65,4 @@ finally {
 }
 
 Write-Host "postdeploy: done. Pushes of the source tags to $registryName now reach $functionName."
+Write-Host "postdeploy: dead-lettered events land in the container shown by 'azd env get-value AZURE_DEADLETTER_CONTAINER'."
