@@ -45,7 +45,7 @@ def report() -> dict[str, Any]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=280,  # below pytest-timeout (300 s)
         check=False,
     )
     assert done.returncode in (0, 1), done.stderr[-3000:]
