@@ -331,13 +331,20 @@ class Store:
         path = self._data_dir / STATE_FILE
         if not path.is_file():
             return
-        data = json.loads(path.read_text())
         highest = 0
-        for name, repo_data in data.get("repositories", {}).items():
-            repo = Repository.from_json(name, repo_data)
-            self._repos[name] = repo
-            seqs = [m.seq for m in repo.manifests.values()] + [t.seq for t in repo.tags.values()]
-            highest = max([highest, *seqs])
+        try:
+            data = json.loads(path.read_text())
+            for name, repo_data in data.get("repositories", {}).items():
+                repo = Repository.from_json(name, repo_data)
+                self._repos[name] = repo
+                seqs = [m.seq for m in repo.manifests.values()]
+                highest = max([highest, *seqs, *(t.seq for t in repo.tags.values())])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Never overwrite state we cannot read: refuse to start instead.
+            raise ValueError(
+                f"{path}: unreadable emulator state ({type(exc).__name__}: {exc}); "
+                "fix the file or use another --data directory"
+            ) from None
         self._seq = itertools.count(highest + 1)
 
     def _changed(self) -> None:

@@ -80,6 +80,7 @@ from retag.registry import (
     RequestCounter,
     TagInfo,
     TransientRegistryError,
+    budget_deadline,
 )
 
 if TYPE_CHECKING:
@@ -564,7 +565,11 @@ class _DeadlinePolicy(SansIOHTTPPolicy[Any, Any]):
         self._seconds = seconds
 
     def on_request(self, request: PipelineRequest[Any]) -> None:
-        request.context.options.setdefault(_DEADLINE_OPTION, time.monotonic() + self._seconds)
+        deadline = time.monotonic() + self._seconds
+        budget = budget_deadline()  # an enclosing `time_budget` (e.g. one event invocation)
+        if budget is not None:
+            deadline = min(deadline, budget)
+        request.context.options.setdefault(_DEADLINE_OPTION, deadline)
 
 
 class _AcrTransport(HttpTransport[Any, Any]):
@@ -627,6 +632,9 @@ class _AcrTransport(HttpTransport[Any, Any]):
         deadline = kwargs.pop(_DEADLINE_OPTION, None)
         if deadline is None:
             deadline = time.monotonic() + self._deadline_seconds
+            budget = budget_deadline()
+            if budget is not None:
+                deadline = min(deadline, budget)
         self._local.deadline = deadline
         parts = urlsplit(request.url)
         request_class = None

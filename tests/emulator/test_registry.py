@@ -567,3 +567,23 @@ def test_plain_tcp_and_silent_clients_do_not_block(acr: Emulator) -> None:
     finally:
         idle.close()
         plain.close()
+
+
+def test_chunked_transfer_encoding_bodies(acr: Emulator) -> None:
+    """Go clients (skopeo) stream uploads with Transfer-Encoding: chunked."""
+    repo = unique_repo("te")
+    data = bytes(range(256)) * 64
+    digest = images.sha256_digest(data)
+    scope = f"repository:{repo}:push,pull"
+    start = raw(acr, "POST", f"/v2/{repo}/blobs/uploads/", scope=scope)
+
+    def pieces() -> Any:
+        for offset in range(0, len(data), 1000):
+            yield data[offset : offset + 1000]
+
+    patched = raw(acr, "PATCH", start.headers["Location"], scope=scope, data=pieces())
+    assert patched.status_code == 202
+    assert patched.headers["Range"] == f"0-{len(data) - 1}"
+    done = raw(acr, "PUT", patched.headers["Location"] + f"&digest={digest}", scope=scope)
+    assert done.status_code == 201
+    assert raw(acr, "GET", f"/v2/{repo}/blobs/{digest}", scope=scope).content == data
