@@ -1,7 +1,4 @@
-"""The `reconcile_tags` timer in function_app.py, invoked as the worker does (host stand-in).
-
-The lead wires the function into function_app.py; until then these tests skip with that reason.
-"""
+"""The `reconcile_tags` timer in function_app.py, invoked as the worker does (host stand-in)."""
 
 from __future__ import annotations
 
@@ -41,8 +38,7 @@ def load(acr: Emulator, monkeypatch: pytest.MonkeyPatch, **env: str) -> Function
 
     module: ModuleType = importlib.reload(function_app)
     host = FunctionsHost(module.app)
-    if NAME not in host.functions:
-        pytest.skip(f"function_app.py has no {NAME} timer yet (the lead wires it)")
+    assert NAME in host.functions, f"function_app.py has no {NAME} timer"
     return host
 
 
