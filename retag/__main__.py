@@ -1,0 +1,7 @@
+"""`python -m retag ...`: the acr-retag command line (same as the `acr-retag` console script)."""
+
+import sys
+
+from retag.cli import main
+
+sys.exit(main())
