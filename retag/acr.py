@@ -46,8 +46,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, NoReturn
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from azure.containerregistry import ContainerRegistryClient, DigestValidationError
@@ -81,6 +81,9 @@ from retag.registry import (
     TransientRegistryError,
 )
 
+if TYPE_CHECKING:
+    from retag.config import RegistrySettings
+
 __all__ = [
     "DEFAULT_AUDIENCE",
     "DOCKER_MANIFEST",
@@ -93,6 +96,7 @@ __all__ = [
     "classify_request",
     "jwt_expiry",
     "parse_bearer_challenge",
+    "registry_for",
     "required_role",
 ]
 
@@ -206,7 +210,7 @@ def classify_request(method: str, path: str) -> RequestClass | None:
         elif method == "DELETE":
             action = "delete"
         else:
-            action = "pull,push"
+            action = "push"
         return RequestClass((method, f"v2/{kind}", name), name, f"repository:{name}:{action}")
     match = _ACR_RE.match(path)
     if match and not path.startswith("/acr/v1/_"):
@@ -238,7 +242,7 @@ def required_role(action: str) -> str:
     `action` may also be a whole scope (`repository:app:pull,push`): the most demanding action
     (delete > push > pull) decides.
     """
-    if action.startswith("registry:catalog"):
+    if action == "catalog" or action.startswith("registry:catalog"):
         return _ROLES["catalog"]
     actions = action.rsplit(":", 1)[-1].split(",")
     for wanted in ("delete", "push", "metadata_write", "pull", "metadata_read"):
@@ -256,12 +260,19 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip()
 
 
+def _utc(value: datetime) -> datetime:
+    """Timezone-aware UTC (naive values are UTC, as ACR's are)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 def _parse_time(value: object, field: str) -> datetime:
     if isinstance(value, datetime):
-        return value
+        return _utc(value)
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
+            return _utc(datetime.fromisoformat(value))
         except ValueError:
             pass
     raise RegistryError(f"registry listing has an invalid {field}: {value!r}")
@@ -797,7 +808,8 @@ class AcrRegistry:
     (ACR anonymous pull, the emulator, public registries) or any `TokenCredential`.
     `ca_bundle`: CA file for TLS (never taken from REQUESTS_CA_BUNDLE implicitly).
     `deadline_seconds` bounds each registry call (retries, `Retry-After` and token calls included;
-    each page of a listing is one call). `clock` (Unix seconds) is only for tests of token expiry.
+    each page of a listing is one call). `page_size` is the `n` of listings (default `PAGE_SIZE`).
+    `clock` (Unix seconds) is only for tests of token expiry.
     """
 
     def __init__(
@@ -813,6 +825,7 @@ class AcrRegistry:
         deadline_seconds: float = 20.0,
         retry_backoff_factor: float = 0.5,
         retry_backoff_max: float = 8.0,
+        page_size: int = PAGE_SIZE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._login_server = _normalise_login_server(login_server)
@@ -825,6 +838,9 @@ class AcrRegistry:
                 raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
         if retry_total < 0:
             raise ValueError(f"retry_total must be >= 0, got {retry_total!r}")
+        if not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size must be between 1 and 1000, got {page_size!r}")
+        self._page_size = page_size
         token_credential: TokenCredential | None
         if credential == "default":
             from azure.identity import DefaultAzureCredential
@@ -871,6 +887,18 @@ class AcrRegistry:
             retry_backoff_max=retry_backoff_max,
             timeout=deadline_seconds,
             user_agent="acr-retag",
+        )
+
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings, **options: Any) -> AcrRegistry:
+        """An adapter for the app settings (`ACR_LOGIN_SERVER`, `ACR_CREDENTIAL`, `ACR_AUDIENCE`,
+        `ACR_CA_BUNDLE`); `options` are the keyword arguments of the constructor (timeouts...)."""
+        return cls(
+            settings.login_server,
+            credential=settings.credential,
+            audience=settings.audience,
+            ca_bundle=settings.ca_bundle,
+            **options,
         )
 
     # -- housekeeping --------------------------------------------------------------------------
@@ -980,16 +1008,16 @@ class AcrRegistry:
             return TagInfo(
                 name=props.name,
                 digest=props.digest,
-                created_on=props.created_on,
-                last_updated_on=props.last_updated_on,
+                created_on=_utc(props.created_on),
+                last_updated_on=_utc(props.last_updated_on),
                 can_delete=props.can_delete is not False,
                 can_write=props.can_write is not False,
             )
 
     def list_tags(self, repository: str, *, digest: str | None = None) -> Iterator[TagInfo]:
-        """Every tag (pages of `PAGE_SIZE`, following `Link`); with `digest`, only the tags on it
+        """Every tag (pages of `page_size`, following `Link`); with `digest`, only the tags on it
         (ACR's `_tags?digest=` filter, a keyword `list_tag_properties` accepts)."""
-        kwargs: dict[str, Any] = {"results_per_page": PAGE_SIZE}
+        kwargs: dict[str, Any] = {"results_per_page": self._page_size}
         if digest is not None:
             kwargs["digest"] = digest
         with self._mapped("metadata_read", repository):
@@ -998,8 +1026,8 @@ class AcrRegistry:
                 yield TagInfo(
                     name=props.name,
                     digest=props.digest,
-                    created_on=props.created_on,
-                    last_updated_on=props.last_updated_on,
+                    created_on=_utc(props.created_on),
+                    last_updated_on=_utc(props.last_updated_on),
                     can_delete=props.can_delete is not False,
                     can_write=props.can_write is not False,
                 )
@@ -1012,7 +1040,7 @@ class AcrRegistry:
     # -- repositories --------------------------------------------------------------------------
     def list_repositories(self) -> Iterator[str]:
         with self._mapped("catalog", "repositories"):
-            yield from self._client.list_repository_names(results_per_page=PAGE_SIZE)
+            yield from self._client.list_repository_names(results_per_page=self._page_size)
 
     # -- pushing (CLI `push-sample`, demo) -------------------------------------------------------
     def push_image(
@@ -1071,7 +1099,7 @@ class AcrRegistry:
     def _paged(
         self, path: str, field: str, action: str, repository: str
     ) -> Iterator[Mapping[str, Any]]:
-        url: str | None = f"{path}?n={PAGE_SIZE}"
+        url: str | None = f"{path}?n={self._page_size}"
         while url is not None:
             with self._mapped(action, repository):
                 response = self._send_get(url)
@@ -1142,6 +1170,24 @@ def _normalise_login_server(value: str) -> str:
             "or 127.0.0.1:5443"
         )
     return text.lower()
+
+
+_registries: dict[RegistrySettings, AcrRegistry] = {}
+_registries_lock = threading.Lock()
+
+
+def registry_for(settings: RegistrySettings) -> AcrRegistry:
+    """The process-wide `AcrRegistry` for `settings`: built once per worker process (client,
+    credential, connection pool and token cache are then reused by every invocation), thread-safe.
+    """
+    registry = _registries.get(settings)
+    if registry is not None:
+        return registry
+    with _registries_lock:
+        registry = _registries.get(settings)
+        if registry is None:
+            registry = _registries[settings] = AcrRegistry.from_settings(settings)
+        return registry
 
 
 # ---------------------------------------------------------------------------------------------
