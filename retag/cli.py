@@ -117,12 +117,15 @@ class Context:
 
             reg = settings.registry
             try:
-                self._registry = AcrRegistry(
-                    reg.login_server,
-                    credential=reg.credential if self.credential is None else self.credential,
-                    audience=reg.audience,
-                    ca_bundle=reg.ca_bundle,
-                )
+                if self.credential is None:
+                    self._registry = AcrRegistry.from_settings(reg)
+                else:
+                    self._registry = AcrRegistry(
+                        reg.login_server,
+                        credential=self.credential,
+                        audience=reg.audience,
+                        ca_bundle=reg.ca_bundle,
+                    )
             except ValueError as exc:
                 raise CliError(f"settings: {one_line(exc)}", EXIT_USAGE) from exc
         return self._registry

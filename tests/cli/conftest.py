@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from azure.core.credentials import TokenCredential
 
+from emulator import Emulator
 from retag.cli import main
 
 
@@ -61,3 +63,15 @@ def assert_one_line_error(run: Run, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in line, (fragment, line)
     return line
+
+
+def wait_logged(acr: Emulator, method: str, path_prefix: str) -> None:
+    """The emulator logs a request just after answering it: wait until a 2xx one shows up."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if any(
+            r["method"] == method and r["path"].startswith(path_prefix) and r["status"] < 300
+            for r in acr.requests()
+        ):
+            return
+        time.sleep(0.01)

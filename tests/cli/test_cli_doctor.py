@@ -13,7 +13,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
 from emulator import Emulator
-from tests.cli.conftest import Run, RunCli, assert_one_line_error
+from tests.cli.conftest import Run, RunCli, assert_one_line_error, wait_logged
 
 SECRET_AAD_TOKEN = "aad-token-that-must-never-be-printed"
 
@@ -82,6 +82,7 @@ def test_doctor_all_ok_touches_only_its_scratch_tag(cli: RunCli, acr: Emulator) 
     assert "answered 401 with a Bearer challenge" in result["reachable"][1]
     # The user's tag is untouched; the scratch tag and manifest are gone.
     assert acr.tag_digest("doc/app", "latest") == user_digest
+    wait_logged(acr, "DELETE", "/v2/doc/app/manifests/sha256:")
     done = [r for r in acr.requests() if r["status"] < 400]  # not the 401 challenges
     deletes = [r for r in done if r["method"] == "DELETE"]
     assert len(deletes) == 2

@@ -13,7 +13,7 @@ import pytest
 from azure.containerregistry import ContainerRegistryClient
 
 from emulator import Emulator
-from tests.cli.conftest import RunCli, assert_one_line_error
+from tests.cli.conftest import RunCli, assert_one_line_error, wait_logged
 from tests.support.images import docker_image, oci_index, push_image
 
 GENERATED = re.compile(r"latest_(?P<ts>[0-9]{14})_(?P<hex>[a-f0-9]{12})")
@@ -96,8 +96,10 @@ def test_tag_is_idempotent_and_uses_exactly_the_re_tag_requests(
 ) -> None:
     digest = cli(["push-sample", "e2e/idem:latest"], env=env).out.strip()
     first = cli(["tag", "e2e/idem"], env=env)
+    wait_logged(acr, "PUT", f"/v2/e2e/idem/manifests/{first.out.strip()}")
     acr.clear_requests()
     second = cli(["tag", "e2e/idem", "--json"], env=env)
+    wait_logged(acr, "PUT", f"/v2/e2e/idem/manifests/{first.out.strip()}")
     assert first.code == second.code == 0
     result = json.loads(second.out)
     assert result["tag"] == first.out.strip()
