@@ -1,0 +1,313 @@
+"""Generated tag names: the `RETAG_TAG_TEMPLATE` language. Pure, no I/O.
+
+A template is a Python format string over three fields and nothing else:
+
+- `{tag}`: the source tag that was pushed (`latest`);
+- `{timestamp}`: the push time in UTC as `YYYYMMDDHHMMSS` (14 digits, so tags sort by time);
+- `{digest}`: the manifest digest as hex without `sha256:`; `{digest:.N}` keeps the first N
+  characters (7 <= N <= 64).
+
+`TagTemplate.parse` proves at start-up that every tag the template can render is a valid OCI tag
+and can never equal a source tag, and derives `generated_pattern` (the full-match regex of every
+tag it can produce) from the template itself: pruning and reconciliation recognise our tags with
+it, and the event path uses it to explain why our own re-tag events are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from retag.oci import HEX_DIGEST_RE, tag_problem
+
+FIELDS = ("tag", "timestamp", "digest")
+DIGEST_MIN_PRECISION = 7
+DIGEST_MAX_PRECISION = 64
+UNIQUE_DIGEST_PRECISION = 12
+"""With `{timestamp}` and at least this many digest characters, tags are unique in practice."""
+
+_LITERAL_RE = re.compile(r"[A-Za-z0-9._-]*")
+_PRECISION_RE = re.compile(r"\.([0-9]{1,2})")
+_SAMPLE_TIME = datetime(2026, 11, 29, 23, 7, 0, tzinfo=UTC)
+_SAMPLE_DIGEST = "sha256:" + "3f2a9c1b7d4e" + "0" * 52
+_FORM = "use only {tag}, {timestamp} and {digest} or {digest:.N} (7 <= N <= 64)"
+
+
+@dataclass(frozen=True)
+class _Part:
+    literal: str = ""
+    field: str | None = None
+    precision: int | None = None
+    """Number of digest hex characters (64 when the field has no precision)."""
+
+
+def _format_timestamp(timestamp: datetime) -> str:
+    t = timestamp.astimezone(UTC)
+    return f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}"
+
+
+def _hex_digest(digest: str) -> str:
+    hex_part = digest.removeprefix("sha256:")
+    if HEX_DIGEST_RE.fullmatch(hex_part) is None:
+        raise ValueError(f"digest {digest!r} is not 'sha256:' followed by 64 lowercase hex chars")
+    return hex_part
+
+
+def _re2_escape(literal: str) -> str:
+    """Escape a tag literal (only [A-Za-z0-9._-]) for Python re and RE2 alike."""
+    return literal.replace(".", r"\.")
+
+
+def _parse_parts(text: str) -> tuple[_Part, ...]:
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"template {text!r} is not a valid format string: {exc}") from None
+    parts: list[_Part] = []
+    seen: set[str] = set()
+    for literal, field_name, format_spec, conversion in parsed:
+        if literal:
+            if _LITERAL_RE.fullmatch(literal) is None:
+                bad = next(c for c in literal if _LITERAL_RE.fullmatch(c) is None)
+                raise ValueError(
+                    f"template {text!r}: literal text {literal!r} contains {bad!r}, which is not "
+                    "allowed in a tag (allowed: A-Z a-z 0-9 . _ -)"
+                )
+            parts.append(_Part(literal=literal))
+        if field_name is None:
+            continue
+        if field_name == "" or field_name.isdigit():
+            raise ValueError(
+                f"template {text!r}: positional field {{{field_name}}} is not allowed; {_FORM}"
+            )
+        if "." in field_name or "[" in field_name:
+            raise ValueError(
+                f"template {text!r}: attribute or index access {{{field_name}}} is not allowed; "
+                f"{_FORM}"
+            )
+        if field_name not in FIELDS:
+            raise ValueError(f"template {text!r}: unknown field {{{field_name}}}; {_FORM}")
+        if conversion is not None:
+            raise ValueError(
+                f"template {text!r}: conversion '!{conversion}' on {{{field_name}}} is not "
+                f"allowed; {_FORM}"
+            )
+        if field_name in seen:
+            raise ValueError(
+                f"template {text!r}: {{{field_name}}} appears more than once; use each field "
+                "at most once"
+            )
+        seen.add(field_name)
+        precision: int | None = None
+        if field_name == "digest":
+            precision = DIGEST_MAX_PRECISION
+            if format_spec:
+                match = _PRECISION_RE.fullmatch(format_spec)
+                value = int(match.group(1)) if match else -1
+                if not DIGEST_MIN_PRECISION <= value <= DIGEST_MAX_PRECISION:
+                    raise ValueError(
+                        f"template {text!r}: format spec ':{format_spec}' on {{digest}} is not "
+                        f"allowed; use {{digest}} (64 hex characters) or {{digest:.N}} with N "
+                        f"from {DIGEST_MIN_PRECISION} to {DIGEST_MAX_PRECISION}"
+                    )
+                precision = value
+        elif format_spec:
+            what = (
+                "it is always UTC YYYYMMDDHHMMSS"
+                if field_name == "timestamp"
+                else "it is always the source tag as pushed"
+            )
+            raise ValueError(
+                f"template {text!r}: format spec ':{format_spec}' on {{{field_name}}} is not "
+                f"allowed ({what})"
+            )
+        parts.append(_Part(field=field_name, precision=precision))
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class TagTemplate:
+    """A validated `RETAG_TAG_TEMPLATE` bound to its source tags. Build it with `parse`."""
+
+    text: str
+    source_tags: tuple[str, ...]
+    parts: tuple[_Part, ...]
+    generated_pattern: re.Pattern[str]
+    """Full-match regex (anchored with \\A...\\Z) of every tag this template can render for the
+    source tags. Named groups: `tag` (when the template has {tag}), `ts` (when it has
+    {timestamp}) and `digest` (when it has {digest})."""
+
+    @classmethod
+    def parse(cls, text: str, source_tags: Sequence[str]) -> TagTemplate:
+        """Validate `text` for `source_tags`; raises ValueError with a clear message."""
+        if not isinstance(text, str):
+            raise ValueError(f"template must be a string, got {type(text).__name__}")
+        if isinstance(source_tags, str):
+            raise ValueError("source tags must be a sequence of tags, not one string")
+        tags = tuple(source_tags)
+        if not tags:
+            raise ValueError("at least one source tag is needed")
+        for tag in tags:
+            if not isinstance(tag, str):
+                raise ValueError(f"source tag {tag!r} is not a string")
+            problem = tag_problem(tag)
+            if problem is not None:
+                raise ValueError(f"source tag {tag!r} {problem}")
+        duplicates = sorted({t for t in tags if tags.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"source tag {duplicates[0]!r} is listed more than once")
+        if text == "":
+            raise ValueError(f"template is empty; {_FORM}")
+
+        parts = _parse_parts(text)
+        fields = {p.field for p in parts if p.field}
+        if "timestamp" not in fields and "digest" not in fields:
+            raise ValueError(
+                f"template {text!r} has neither {{timestamp}} nor {{digest}}: every push would "
+                "get the same tag; include {timestamp} (and {digest:.12} to make tags unique)"
+            )
+
+        pattern = re.compile(r"\A" + cls._pattern_body(parts, tags) + r"\Z")
+        template = cls(text=text, source_tags=tags, parts=parts, generated_pattern=pattern)
+
+        for tag in tags:
+            sample = template.render(tag, _SAMPLE_TIME, _SAMPLE_DIGEST)
+            problem = tag_problem(sample)
+            if problem is not None:
+                raise ValueError(
+                    f"template {text!r} renders {sample!r} for source tag {tag!r}, which is not "
+                    f"a valid tag: it {problem}"
+                )
+            if not pattern.fullmatch(sample):  # pragma: no cover - guards our own regex
+                raise AssertionError(f"generated_pattern does not match its own sample {sample!r}")
+        for tag in tags:
+            if pattern.fullmatch(tag):
+                raise ValueError(
+                    f"template {text!r} could render the source tag {tag!r} itself; add a "
+                    "literal separator such as '_' so generated tags never equal a source tag"
+                )
+        return template
+
+    @staticmethod
+    def _pattern_body(parts: Sequence[_Part], tags: Sequence[str]) -> str:
+        pieces: list[str] = []
+        for part in parts:
+            if part.field is None:
+                pieces.append(_re2_escape(part.literal))
+            elif part.field == "tag":
+                # Longest first keeps the alternation readable; fullmatch backtracks anyway.
+                ordered = sorted(tags, key=lambda t: (-len(t), t))
+                alternation = "|".join(_re2_escape(t) for t in ordered)
+                pieces.append(f"(?P<tag>{alternation})")
+            elif part.field == "timestamp":
+                pieces.append("(?P<ts>[0-9]{14})")
+            else:
+                pieces.append(f"(?P<digest>[a-f0-9]{{{part.precision}}})")
+        return "".join(pieces)
+
+    # -- what the template guarantees -------------------------------------------------------
+
+    @property
+    def has_tag(self) -> bool:
+        return any(p.field == "tag" for p in self.parts)
+
+    @property
+    def has_timestamp(self) -> bool:
+        return any(p.field == "timestamp" for p in self.parts)
+
+    @property
+    def has_digest(self) -> bool:
+        return self.digest_length is not None
+
+    @property
+    def digest_length(self) -> int | None:
+        """Digest hex characters in a generated tag (None without {digest})."""
+        return next((p.precision for p in self.parts if p.field == "digest"), None)
+
+    @property
+    def needs_existing_check(self) -> bool:
+        """True when a rendered tag may already exist on ANOTHER digest.
+
+        With {timestamp} and at least 12 digest hex characters (48 bits), a same-named tag on
+        another digest needs a 48-bit digest-prefix collision pushed in the same second to the
+        same repository: callers may skip the read-before-write then. Any weaker template (no
+        timestamp, or a short or absent digest) can collide, so writers must look first and never
+        overwrite.
+        """
+        length = self.digest_length
+        return not (self.has_timestamp and length is not None and length >= UNIQUE_DIGEST_PRECISION)
+
+    # -- rendering and recognising -----------------------------------------------------------
+
+    def render(self, tag: str, timestamp: datetime, digest: str) -> str:
+        """The generated tag for a push of `digest` to source tag `tag` at `timestamp`.
+
+        `digest` may be `sha256:<hex>` or the bare 64-character hex. `timestamp` must be
+        timezone-aware; it is converted to UTC and truncated to the second.
+        """
+        if tag not in self.source_tags:
+            raise ValueError(
+                f"{tag!r} is not a source tag (source tags: {', '.join(self.source_tags)})"
+            )
+        if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+            raise ValueError("timestamp must be timezone-aware (UTC)")
+        hex_digest = _hex_digest(digest)
+        out: list[str] = []
+        for part in self.parts:
+            if part.field is None:
+                out.append(part.literal)
+            elif part.field == "tag":
+                out.append(tag)
+            elif part.field == "timestamp":
+                out.append(_format_timestamp(timestamp))
+            else:
+                out.append(hex_digest[: part.precision])
+        return "".join(out)
+
+    def is_generated(self, tag: str, source_tag: str | None = None) -> bool:
+        """True when `tag` is a tag this template renders (for `source_tag`, when given).
+
+        A template without {tag} renders the same shape for every source tag, so then any
+        generated tag counts for any source tag.
+        """
+        match = self.generated_pattern.fullmatch(tag)
+        if match is None:
+            return False
+        if source_tag is None or not self.has_tag:
+            return True
+        return match.group("tag") == source_tag
+
+    def timestamp_of(self, tag: str) -> str | None:
+        """The 14-digit UTC timestamp inside a generated tag, or None."""
+        match = self.generated_pattern.fullmatch(tag)
+        if match is None or not self.has_timestamp:
+            return None
+        return match.group("ts")
+
+    def flux_pattern(self, source_tag: str) -> str:
+        """The RE2 pattern for a Flux ImagePolicy `filterTags` (with `extract: '$ts'`).
+
+        Example for the default template: `^latest_(?P<ts>[0-9]{14})_[a-f0-9]{12}$`.
+        """
+        if source_tag not in self.source_tags:
+            raise ValueError(
+                f"{source_tag!r} is not a source tag (source tags: {', '.join(self.source_tags)})"
+            )
+        if not self.has_timestamp:
+            raise ValueError(
+                f"template {self.text!r} has no {{timestamp}}: Flux cannot order its tags"
+            )
+        pieces: list[str] = []
+        for part in self.parts:
+            if part.field is None:
+                pieces.append(_re2_escape(part.literal))
+            elif part.field == "tag":
+                pieces.append(_re2_escape(source_tag))
+            elif part.field == "timestamp":
+                pieces.append("(?P<ts>[0-9]{14})")
+            else:
+                pieces.append(f"[a-f0-9]{{{part.precision}}}")
+        return "^" + "".join(pieces) + "$"

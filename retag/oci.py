@@ -1,0 +1,80 @@
+"""OCI distribution grammar: tags, repository names and digests. Pure, no I/O.
+
+One place for the rules every module checks input against (events, naming, config, the CLI).
+The grammars are those of the OCI distribution spec and `distribution/reference`.
+"""
+
+from __future__ import annotations
+
+import re
+
+TAG_MAX_LENGTH = 128
+REPOSITORY_MAX_LENGTH = 255
+
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+"""A tag: at most 128 characters, not starting with `.` or `-` (full match)."""
+
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+"""A repository name: lowercase path components separated by `/` (full match)."""
+
+DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
+"""A sha256 digest as registries report it (full match)."""
+
+HEX_DIGEST_RE = re.compile(r"[a-f0-9]{64}")
+
+
+def is_valid_tag(tag: str) -> bool:
+    return TAG_RE.fullmatch(tag) is not None
+
+
+def is_valid_repository(repository: str) -> bool:
+    return (
+        len(repository) <= REPOSITORY_MAX_LENGTH and REPOSITORY_RE.fullmatch(repository) is not None
+    )
+
+
+def is_valid_digest(digest: str) -> bool:
+    return DIGEST_RE.fullmatch(digest) is not None
+
+
+def tag_problem(tag: str) -> str | None:
+    """Why `tag` is not a valid OCI tag, or None when it is."""
+    if tag == "":
+        return "is empty"
+    if len(tag) > TAG_MAX_LENGTH:
+        return f"is {len(tag)} characters long (at most {TAG_MAX_LENGTH})"
+    if tag[0] in ".-":
+        return f"starts with {tag[0]!r} (a tag starts with a letter, digit or '_')"
+    if not is_valid_tag(tag):
+        bad = sorted({c for c in tag if not re.fullmatch(r"[A-Za-z0-9._-]", c)})
+        shown = ", ".join(repr(c) for c in bad[:5])
+        return f"contains characters not allowed in a tag: {shown} (allowed: A-Z a-z 0-9 . _ -)"
+    return None
+
+
+def repository_problem(repository: str) -> str | None:
+    """Why `repository` is not a valid OCI repository name, or None when it is."""
+    if repository == "":
+        return "is empty"
+    if len(repository) > REPOSITORY_MAX_LENGTH:
+        return f"is {len(repository)} characters long (at most {REPOSITORY_MAX_LENGTH})"
+    if is_valid_repository(repository):
+        return None
+    if repository != repository.lower():
+        return "contains uppercase letters (repository names are lowercase)"
+    if repository.startswith("/") or repository.endswith("/") or "//" in repository:
+        return "has an empty path component (leading, trailing or double '/')"
+    return (
+        "does not match the OCI name grammar: lowercase components of [a-z0-9] joined by "
+        "'.', '_', '__' or '-', separated by '/'"
+    )
+
+
+def digest_problem(digest: str) -> str | None:
+    """Why `digest` is not `sha256:` + 64 lowercase hex characters, or None when it is."""
+    if is_valid_digest(digest):
+        return None
+    if not digest.startswith("sha256:"):
+        return "does not start with 'sha256:'"
+    return "is not 'sha256:' followed by 64 lowercase hex characters"
