@@ -1,0 +1,52 @@
+"""Registry errors as they travel on the wire: `{"errors":[{"code","message","detail"}]}`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+DISALLOWED_MESSAGE = (
+    "The operation is disallowed on this registry, repository or image. View troubleshooting "
+    "steps at https://aka.ms/acr/faq/#why-does-my-pull-or-push-request-fail-with-disallowed-operation"
+)
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status plus one registry error code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+    def body(self) -> bytes:
+        return error_body(self.code, self.message, self.detail)
+
+
+def error_body(code: str, message: str, detail: Any = None) -> bytes:
+    entry: dict[str, Any] = {"code": code, "message": message}
+    entry["detail"] = detail if detail is not None else {}
+    return json.dumps({"errors": [entry]}).encode()
+
+
+def not_found(code: str, message: str, detail: Any = None) -> ApiError:
+    return ApiError(404, code, message, detail)
+
+
+def bad_request(code: str, message: str, detail: Any = None) -> ApiError:
+    return ApiError(400, code, message, detail)
+
+
+def disallowed(detail: Any = None) -> ApiError:
+    """What ACR answers when a lock (writeEnabled/deleteEnabled=false) forbids the operation."""
+    return ApiError(405, "REGISTRY_DISALLOWED_OPERATION", DISALLOWED_MESSAGE, detail)
