@@ -43,9 +43,12 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from retag.registry import ManifestInfo, TagInfo
+
+if TYPE_CHECKING:
+    from retag.config import Settings
 
 ItemKind = Literal["tag", "manifest"]
 
@@ -177,8 +180,8 @@ class PrunePolicy:
         return cls(sources, is_candidate, keep, min_age, untagged)
 
     @classmethod
-    def from_settings(cls, settings: _SettingsLike) -> PrunePolicy:
-        """The policy `PRUNE_*` and `RETAG_*` settings describe."""
+    def from_settings(cls, settings: Settings) -> PrunePolicy:
+        """The policy the `PRUNE_*` and `RETAG_*` settings describe."""
         return cls.for_scope(
             settings.prune.scope,
             source_tags=settings.retag.source_tags,
@@ -187,36 +190,6 @@ class PrunePolicy:
             min_age=settings.prune.min_age,
             untagged=settings.prune.untagged,
         )
-
-
-# Structural views of retag.config.Settings (branch `core`), so this module needs nothing else.
-class _TemplateLike(Protocol):
-    def is_generated(self, tag: str) -> bool: ...
-
-
-class _RetagSettingsLike(Protocol):
-    @property
-    def source_tags(self) -> tuple[str, ...]: ...
-    @property
-    def template(self) -> _TemplateLike: ...
-
-
-class _PruneSettingsLike(Protocol):
-    @property
-    def scope(self) -> Literal["generated", "all"]: ...
-    @property
-    def keep(self) -> int: ...
-    @property
-    def min_age(self) -> timedelta: ...
-    @property
-    def untagged(self) -> bool: ...
-
-
-class _SettingsLike(Protocol):
-    @property
-    def retag(self) -> _RetagSettingsLike: ...
-    @property
-    def prune(self) -> _PruneSettingsLike: ...
 
 
 @dataclass(frozen=True)
@@ -551,19 +524,24 @@ class RepositoryResult:
 class PruneReport:
     """The outcome of one run. In dry-run, "deleted" means "would be deleted"."""
 
-    mode: Literal["dry-run", "delete"]
+    mode: Literal["off", "dry-run", "delete"]
     started_at: datetime
     repositories: list[RepositoryResult] = field(default_factory=list)
     unvisited: list[str] = field(default_factory=list)
     """Repositories in scope that were not even planned because the time box ran out."""
     duration_seconds: float = 0.0
     requests: int = 0
+    """HTTP requests the run sent (listings, deletions, re-reads, retries, token calls)."""
     timed_out: bool = False
+    throttled: int = 0
+    """Deletions the registry throttled (or failed transiently) and that were retried later."""
+    catalog_error: str | None = None
+    """Listing the repositories failed part-way."""
 
     @property
     def ok(self) -> bool:
-        """No deletion failed and every visited repository could be listed."""
-        return all(r.ok for r in self.repositories)
+        """No deletion failed and every repository could be listed."""
+        return self.catalog_error is None and all(r.ok for r in self.repositories)
 
     @property
     def complete(self) -> bool:
@@ -596,8 +574,9 @@ class PruneReport:
         parts = " ".join(f"{k}={v}" for k, v in self.totals().items())
         return (
             f"prune run mode={self.mode} {parts} requests={self.requests} "
-            f"duration_s={self.duration_seconds:.1f} complete={str(self.complete).lower()}"
-        )
+            f"throttled={self.throttled} duration_s={self.duration_seconds:.1f} "
+            f"complete={str(self.complete).lower()}"
+        ) + (f" error={self.catalog_error!r}" if self.catalog_error else "")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -608,6 +587,8 @@ class PruneReport:
             "ok": self.ok,
             "complete": self.complete,
             "timed_out": self.timed_out,
+            "throttled": self.throttled,
+            "catalog_error": self.catalog_error,
             "totals": self.totals(),
             "unvisited_repositories": list(self.unvisited),
             "repositories": [r.to_dict() for r in self.repositories],
@@ -647,7 +628,10 @@ class PruneReport:
 
         rule_line = "  ".join("-" * w for w in widths)
         out = [line(header), rule_line, *(line(r) for r in rows), rule_line, line(total_row)]
-        summary = f"mode={self.mode} requests={self.requests} duration={self.duration_seconds:.1f}s"
+        summary = (
+            f"mode={self.mode} requests={self.requests} throttled={self.throttled} "
+            f"duration={self.duration_seconds:.1f}s"
+        )
         if not self.complete:
             summary += (
                 f"; time box reached: {t['remaining']} deletions and {t['unvisited_repositories']}"
