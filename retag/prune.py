@@ -60,6 +60,35 @@ KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(
     {DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX}
 )
 """Media types an untagged manifest may have to be deleted. Anything else is kept."""
+INDEX_MEDIA_TYPES: frozenset[str] = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+MAY_HAVE_SUBJECT: frozenset[str] = frozenset({OCI_MANIFEST, OCI_INDEX})
+"""OCI manifests and indexes can carry a `subject` (referrers); Docker v2 types cannot."""
+
+
+def inspect_manifest(info: ManifestInfo, raw: bytes) -> ManifestInfo:
+    """`info` completed from the manifest's bytes: `subject` and the children of an index.
+
+    ACR's `_manifests` listing does not show `subject`, so an untagged OCI manifest is only known
+    not to be a referrer once its body was read. Bytes that are not a JSON object make the
+    manifest unknown (`media_type=None`), so it is kept.
+    """
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        return replace(info, media_type=None)
+    has_subject = info.has_subject or isinstance(document.get("subject"), dict)
+    references = info.references
+    children = document.get("manifests")
+    if isinstance(children, list):
+        found = tuple(
+            c["digest"]
+            for c in children
+            if isinstance(c, dict) and isinstance(c.get("digest"), str)
+        )
+        references = tuple(dict.fromkeys((*references, *found)))
+    return replace(info, has_subject=has_subject, references=references)
 
 
 class KeepReason(enum.Enum):

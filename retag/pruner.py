@@ -23,28 +23,34 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar, cast
 
 from retag.prune import (
+    INDEX_MEDIA_TYPES,
+    MAY_HAVE_SUBJECT,
     Deletion,
     Failure,
     KeepReason,
     Kept,
     PrunePolicy,
     PruneReport,
+    RepositoryPlan,
     RepositoryResult,
+    inspect_manifest,
     plan_repository,
 )
 from retag.registry import (
     ConflictError,
+    ManifestInfo,
     NotFoundError,
     PermissionDeniedError,
     Registry,
     RegistryError,
+    TagInfo,
     TransientRegistryError,
 )
 
@@ -192,12 +198,12 @@ class _Runner:
 
     # -- listing -----------------------------------------------------------------------------
 
-    def _list(self, fetch: Callable[[], Iterator[_T]]) -> list[_T]:
-        """A full listing, restarted with back-off on transient errors while time remains."""
+    def _retrying(self, call: Callable[[], _T]) -> _T:
+        """A read (a whole listing, or one GET), retried with back-off while time remains."""
         attempt = 0
         while True:
             try:
-                return list(fetch())
+                return call()
             except TransientRegistryError:
                 attempt += 1
                 pause = min(30.0, 0.5 * 2 ** (attempt - 1))
@@ -205,11 +211,53 @@ class _Runner:
                     raise
                 self.sleep(pause)
 
+    def _plan(
+        self, repository: str, tags: list[TagInfo], manifests: list[ManifestInfo]
+    ) -> RepositoryPlan:
+        """Plan; with untagged deletion on, first read what the listing cannot tell.
+
+        An index listed without `references` is read for its children (they must stay while
+        it does). Every OCI manifest or index the plan would delete is read for a `subject`
+        (referrers are kept); then the plan is made again with what was learnt. Both modes do
+        this, so dry-run shows exactly what delete mode would delete.
+        """
+        now = self.now()
+        if not self.policy.untagged:
+            return plan_repository(repository, tags, manifests, self.policy, now)
+        position = {m.digest: i for i, m in enumerate(manifests)}
+        inspected: set[str] = set()
+
+        def inspect(digest: str) -> None:
+            inspected.add(digest)
+            index = position[digest]
+            try:
+                manifest = self._retrying(lambda: self.registry.get_manifest(repository, digest))
+            except NotFoundError:
+                manifests[index] = replace(manifests[index], media_type=None)  # gone: keep out
+                return
+            manifests[index] = inspect_manifest(manifests[index], manifest.raw)
+
+        for m in list(manifests):
+            if m.media_type in INDEX_MEDIA_TYPES and not m.references:
+                inspect(m.digest)
+        while True:
+            plan = plan_repository(repository, tags, manifests, self.policy, now)
+            unread = [
+                d.digest
+                for d in plan.manifest_deletions
+                if d.digest not in inspected
+                and manifests[position[d.digest]].media_type in MAY_HAVE_SUBJECT
+            ]
+            if not unread:
+                return plan
+            for digest in unread:
+                inspect(digest)
+
     def prune_repository(self, pool: ThreadPoolExecutor, repository: str) -> RepositoryResult:
         before = self.registry.requests_made
         try:
-            tags = self._list(lambda: self.registry.list_tags(repository))
-            manifests = self._list(lambda: self.registry.list_manifests(repository))
+            tags = self._retrying(lambda: list(self.registry.list_tags(repository)))
+            manifests = self._retrying(lambda: list(self.registry.list_manifests(repository)))
         except NotFoundError:
             return RepositoryResult(repository, requests=self.registry.requests_made - before)
         except RegistryError as exc:
@@ -218,7 +266,14 @@ class _Runner:
                 error=f"listing failed: {_describe(exc)}",
                 requests=self.registry.requests_made - before,
             )
-        plan = plan_repository(repository, tags, manifests, self.policy, self.now())
+        try:
+            plan = self._plan(repository, tags, manifests)
+        except RegistryError as exc:
+            return RepositoryResult(
+                repository,
+                error=f"inspecting manifests failed: {_describe(exc)}",
+                requests=self.registry.requests_made - before,
+            )
         del tags, manifests
         run = _RepoRun(repository, kept=list(plan.kept))
         if self.mode == "dry-run":
@@ -234,6 +289,9 @@ class _Runner:
             for phase in phases:
                 if phase:
                     self._run_phase(pool, run, phase, len(plan.deletions))
+        order = {(d.kind, d.name): i for i, d in enumerate(plan.deletions)}
+        run.deleted.sort(key=lambda d: order[d.kind, d.name])
+        run.failed.sort(key=lambda f: order[f.item.kind, f.item.name])
         result = RepositoryResult(
             repository,
             deleted=tuple(run.deleted),
