@@ -81,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PRUNE_SCHEDULE", "0 0 3 * * *", "NCRONTAB schedule of the prune_tags timer."),
     Setting(
-        "PRUNE_MODE", "dry-run", "off | dry-run | delete (a fresh deployment deletes nothing)."
+        "PRUNE_MODE", "dry-run", "off, dry-run or delete (a fresh deployment deletes nothing)."
     ),
     Setting("PRUNE_KEEP", "10", "Newest candidate tags kept per repository (0 or more)."),
     Setting("PRUNE_MIN_AGE", "7d", "Candidates younger than this are kept (e.g. 30m, 12h, 7d)."),
@@ -93,7 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRUNE_UNTAGGED",
         "false",
-        "true | false: also delete untagged manifests (never children of an index, referrers or "
+        "true or false: also delete untagged manifests (never children of an index, referrers or "
         "locked ones).",
     ),
     Setting(
@@ -114,7 +114,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RECONCILE_MODE",
         "apply",
-        "off | dry-run | apply (it only ever adds generated tags).",
+        "off, dry-run or apply (it only ever adds generated tags).",
     ),
     Setting(
         "RECONCILE_GRACE",
@@ -171,7 +171,7 @@ def validate_ncrontab(text: str) -> str:
                 raise ValueError(
                     f"{text!r}: {name} field {value!r}: {problem}; use {NCRONTAB_FORM}"
                 )
-    return " ".join(fields)
+    return text.strip()
 
 
 def _cron_item_problem(item: str, low: int, high: int, names: Mapping[str, int]) -> str | None:

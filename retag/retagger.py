@@ -1,0 +1,315 @@
+"""The event path: one ImagePushed event in, one Outcome (and one log line) out.
+
+`handle_event` decides purely from the event and the settings whether a write is needed, and only
+then builds the registry (so ignored and rejected events cost no I/O at all). `add_generated_tag`
+is the shared write engine (event path, CLI `tag`, reconciliation): GET the manifest by digest,
+PUT the same bytes under the new tag, verify the digest.
+
+Outcomes and log levels:
+
+- `retagged` (INFO): the generated tag now points to the event's digest.
+- `ignored` (INFO): not ours to act on: another event type, a push by digest, a tag that is not a
+  source tag (this includes our own generated tags: no loops), a repository outside the filters.
+  Also `ignored` at WARNING: the manifest was deleted before we could re-tag it (404).
+- `rejected` (ERROR): malformed events and events from another registry; nothing is written.
+- `failed` (ERROR): the write was refused for good (target tag locked or already on another
+  digest, digest mismatch); nothing is overwritten and Event Grid is not asked to retry.
+
+Transient registry failures (5xx, 429, timeouts) are logged as `failed` with `retry=true` and
+re-raised as TransientRegistryError so the Functions host reports a failure and Event Grid
+redelivers. Permission errors (401/403) are treated the same way, on purpose: Event Grid keeps
+redelivering for up to 24 h and then dead-letters, so an operator who grants the missing role
+(AcrPush, or "Container Registry Repository Writer" on ABAC registries) within that window loses
+no push, and a misconfigured deployment shows up as failed invocations rather than quiet log
+lines. Events whose `data.request.host` is missing are rejected: ACR always sends it, and
+without it we cannot prove the event is about the registry we write to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from retag.config import Settings
+from retag.events import MalformedEvent, OtherEvent, parse_event
+from retag.oci import digest_problem, repository_problem, tag_problem
+from retag.registry import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    Registry,
+    RegistryError,
+    TransientRegistryError,
+)
+
+logger = logging.getLogger("retag")
+
+Status = Literal["retagged", "ignored", "rejected", "failed"]
+_STATUS_LEVEL: dict[str, int] = {
+    "retagged": logging.INFO,
+    "ignored": logging.INFO,
+    "rejected": logging.ERROR,
+    "failed": logging.ERROR,
+}
+_REASON_MAX_LENGTH = 300
+_PLAIN_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@+-]+")
+_SECRET_PATTERNS = (
+    # JWTs (ACR access and refresh tokens, Entra ID tokens).
+    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"),
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(
+        r"(?i)\b(access_token|refresh_token|password|client_secret|secret|token|sig)"
+        r"([\"']?\s*[=:]\s*[\"']?)[^\s&,;\"']+"
+    ),
+)
+
+
+def _redact(text: str) -> str:
+    text = _SECRET_PATTERNS[0].sub("[redacted]", text)
+    text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)} [redacted]", text)
+    return _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+
+
+def _field(value: str | None) -> str:
+    if value is None:
+        return "-"
+    value = _redact(value)
+    if value != "-" and _PLAIN_VALUE_RE.fullmatch(value):
+        return value
+    return json.dumps(value)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one event. `log_line()` is the one line logged for it."""
+
+    status: Status
+    reason: str
+    event_id: str | None = None
+    repository: str | None = None
+    source_tag: str | None = None
+    digest: str | None = None
+    new_tag: str | None = None
+    duration_ms: float = 0.0
+    requests: int = 0
+    level: int | None = None
+    """Log level when it differs from the status default (WARNING for a deleted manifest)."""
+    retry: bool = False
+    """True when the event is handed back to Event Grid for redelivery (the call raised)."""
+
+    @property
+    def log_level(self) -> int:
+        return self.level if self.level is not None else _STATUS_LEVEL[self.status]
+
+    def log_line(self) -> str:
+        """`acr-retag outcome=... event_id=... ... reason="..."`; never contains a token."""
+        reason = _redact(self.reason)
+        if len(reason) > _REASON_MAX_LENGTH:
+            reason = reason[: _REASON_MAX_LENGTH - 3] + "..."
+        parts = [
+            "acr-retag",
+            f"outcome={self.status}",
+            f"event_id={_field(self.event_id)}",
+            f"repository={_field(self.repository)}",
+            f"source_tag={_field(self.source_tag)}",
+            f"digest={_field(self.digest)}",
+            f"new_tag={_field(self.new_tag)}",
+            f"duration_ms={self.duration_ms:.1f}",
+            f"requests={self.requests}",
+        ]
+        if self.retry:
+            parts.append("retry=true")
+        parts.append(f"reason={json.dumps(reason)}")
+        return " ".join(parts)
+
+
+def add_generated_tag(
+    registry: Registry, repository: str, digest: str, new_tag: str, *, check_existing: bool
+) -> str:
+    """Point `new_tag` at manifest `digest` without moving any layer; returns `new_tag`.
+
+    GET the manifest BY DIGEST (the source tag may already point elsewhere), PUT its exact bytes
+    with its original media type under `new_tag`, and verify the registry computed the same digest
+    (a mismatch raises RegistryError). Steady state: exactly these 2 requests.
+
+    `check_existing=True` first reads `new_tag`: when it already points to `digest` the work is
+    done (no write); when it points to another digest ConflictError is raised: we never move a tag
+    we did not create for this digest. Callers pass `TagTemplate.needs_existing_check`: with
+    {timestamp} and >= 12 digest hex characters a same-named tag on another digest would need a
+    48-bit digest-prefix collision pushed in the same second to the same repository, so the read
+    is skipped and a re-tag stays at 2 requests. A locked existing tag still makes the PUT fail
+    (ConflictError), and re-PUTting the same digest under the same tag is a no-op, so redelivered
+    events stay idempotent either way.
+
+    Raises ValueError for invalid arguments (nothing is sent), NotFoundError when the manifest is
+    gone, ConflictError, PermissionDeniedError, TransientRegistryError, RegistryError.
+    """
+    for what, problem in (
+        ("repository", repository_problem(repository)),
+        ("digest", digest_problem(digest)),
+        ("new tag", tag_problem(new_tag)),
+    ):
+        if problem is not None:
+            raise ValueError(f"{what} {problem}")
+
+    if check_existing:
+        try:
+            existing = registry.get_tag(repository, new_tag)
+        except NotFoundError:
+            pass
+        else:
+            if existing.digest == digest:
+                return new_tag
+            raise ConflictError(
+                f"tag {new_tag} already exists on {existing.digest}; not overwriting it"
+            )
+
+    manifest = registry.get_manifest(repository, digest)
+    if manifest.digest != digest:
+        raise RegistryError(f"registry returned manifest {manifest.digest} when asked for {digest}")
+    written = registry.put_manifest(repository, manifest, new_tag)
+    if written != digest:
+        raise RegistryError(
+            f"tag {new_tag} was written with digest {written}, expected {digest} "
+            "(the manifest bytes were not preserved)"
+        )
+    return new_tag
+
+
+def handle_event(
+    envelope: Mapping[str, object],
+    settings: Settings,
+    registry: Callable[[], Registry],
+    *,
+    log: logging.Logger | None = None,
+) -> Outcome:
+    """Handle one raw event (Event Grid schema or CloudEvents); logs exactly one outcome line.
+
+    `registry` is a factory called only when a write is needed. Raises TransientRegistryError
+    (after logging) when Event Grid should redeliver the event; every other result is returned.
+    """
+    log = log or logger
+    started = time.monotonic()
+    outcome, error = _handle(envelope, settings, registry, started)
+    log.log(outcome.log_level, outcome.log_line())
+    if error is not None:
+        raise error
+    return outcome
+
+
+@dataclass
+class _Result:
+    """Builds the Outcome of one event as its fields become known."""
+
+    started: float
+    event_id: str | None = None
+    repository: str | None = None
+    source_tag: str | None = None
+    digest: str | None = None
+    new_tag: str | None = None
+    registry: Registry | None = None
+    requests_before: int = 0
+
+    def __call__(
+        self, status: Status, reason: str, *, level: int | None = None, retry: bool = False
+    ) -> Outcome:
+        requests = 0
+        if self.registry is not None:
+            requests = self.registry.requests_made - self.requests_before
+        return Outcome(
+            status=status,
+            reason=reason,
+            event_id=self.event_id,
+            repository=self.repository,
+            source_tag=self.source_tag,
+            digest=self.digest,
+            new_tag=self.new_tag,
+            duration_ms=(time.monotonic() - self.started) * 1000.0,
+            requests=requests,
+            level=level,
+            retry=retry,
+        )
+
+
+def _handle(
+    envelope: Mapping[str, object],
+    settings: Settings,
+    registry_factory: Callable[[], Registry],
+    started: float,
+) -> tuple[Outcome, Exception | None]:
+    result = _Result(started)
+    try:
+        event = parse_event(envelope)
+    except MalformedEvent as exc:
+        result.event_id = exc.event_id
+        return result("rejected", f"malformed event: {exc.reason}"), None
+    result.event_id = event.event_id
+    if isinstance(event, OtherEvent):
+        return result("ignored", f"event type {event.event_type} is not an image push"), None
+
+    retag = settings.retag
+    result.repository, result.digest = event.repository, event.digest
+    if event.tag is None:
+        return result("ignored", "pushed by digest (platform manifest of a multi-arch push?)"), None
+    result.source_tag = event.tag
+    if event.tag not in retag.source_tags:
+        if retag.template.is_generated(event.tag):
+            reason = "tag is a generated tag (our own re-tag)"
+        else:
+            reason = f"tag is not a source tag (RETAG_SOURCE_TAGS={','.join(retag.source_tags)})"
+        return result("ignored", reason), None
+    if not retag.in_scope(event.repository):
+        reason = "repository is outside RETAG_REPOSITORIES / RETAG_EXCLUDE_REPOSITORIES"
+        return result("ignored", reason), None
+
+    login_server = settings.registry.login_server
+    if event.request_host is None:
+        return result("rejected", "missing data.request.host: cannot prove the event is ours"), None
+    if _normal_host(event.request_host) != _normal_host(login_server):
+        reason = f"event is from registry {event.request_host}, not ACR_LOGIN_SERVER={login_server}"
+        return result("rejected", reason), None
+
+    result.new_tag = new_tag = retag.template.render(event.tag, event.pushed_at, event.digest)
+    try:
+        registry = result.registry = registry_factory()
+        result.requests_before = registry.requests_made
+        add_generated_tag(
+            registry,
+            event.repository,
+            event.digest,
+            new_tag,
+            check_existing=retag.template.needs_existing_check,
+        )
+    except NotFoundError as exc:
+        reason = f"manifest deleted before re-tag ({exc})"
+        return result("ignored", reason, level=logging.WARNING), None
+    except ConflictError as exc:
+        return result("failed", f"not overwritten: {exc}"), None
+    except PermissionDeniedError as exc:
+        reason = (
+            f"permission denied ({exc}); grant AcrPush (or Container Registry Repository Writer "
+            "on ABAC registries); Event Grid will redeliver"
+        )
+        retry = TransientRegistryError(reason)
+        retry.__cause__ = exc
+        return result("failed", reason, retry=True), retry
+    except TransientRegistryError as exc:
+        reason = f"transient registry error ({exc}); Event Grid will redeliver"
+        return result("failed", reason, retry=True), exc
+    except RegistryError as exc:
+        return result("failed", f"registry error: {exc}"), None
+    except Exception as exc:
+        reason = f"unexpected error {type(exc).__name__}: {exc}; Event Grid will redeliver"
+        return result("failed", reason, retry=True), exc
+    return result("retagged", "generated tag added"), None
+
+
+def _normal_host(host: str) -> str:
+    """Lowercase, without the default HTTPS port."""
+    host = host.strip().lower()
+    return host.removesuffix(":443")
