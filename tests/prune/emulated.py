@@ -59,6 +59,19 @@ class Seeder:
         self.push(repository, image, name, at=at)
         return name, image
 
+    def generated_on_one_image(
+        self, repository: str, count: int, *, days: float = 30
+    ) -> tuple[list[str], Image]:
+        """One image with `count` old generated tags (one per minute, oldest first)."""
+        image = self.image()
+        self.push(repository, image, None, at=self.ago(days=days, minutes=count + 1))
+        names = []
+        for i in range(count):
+            when = self.ago(days=days, minutes=count - i)
+            names.append(TEMPLATE.render("latest", when, image.digest))
+            self.tag(repository, image, names[-1], at=when)
+        return names, image
+
     def patch(self, path: str, **attributes: bool) -> None:
         response = self.session.request("PATCH", path, json=attributes)
         assert response.status_code == 200, response.text

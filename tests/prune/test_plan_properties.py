@@ -153,7 +153,7 @@ def apply(repo: Repo, plan: RepositoryPlan) -> Repo:
     return Repo(tags, manifests, repo.policy)
 
 
-SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check_every_item_is_either_deleted_or_kept_with_one_reason(
