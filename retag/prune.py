@@ -49,6 +49,7 @@ from retag.registry import ManifestInfo, TagInfo
 
 if TYPE_CHECKING:
     from retag.config import Settings
+    from retag.registry import Registry
 
 ItemKind = Literal["tag", "manifest"]
 
@@ -633,7 +634,7 @@ class PruneReport:
         header = [
             "REPOSITORY",
             f"{deleted} TAGS",
-            "MANIFESTS",
+            f"{deleted} MANIFESTS",
             "LOCKED",
             "FAILED",
             "REMAINING",
@@ -675,3 +676,20 @@ class PruneReport:
 
 
 _TABLE_COUNTS = ("deleted_tags", "deleted_manifests", "locked", "failed", "remaining")
+
+
+def run_scheduled_prune(
+    settings: Settings,
+    registry: Registry | Callable[[], Registry],
+    *,
+    past_due: bool,
+    log: Callable[[str], None],
+    now: datetime | Callable[[], datetime] | None = None,
+) -> PruneReport:
+    """The `prune_tags` timer: honours PRUNE_MODE (off | dry-run | delete), logs one summary line
+    per repository and one per run, and returns the report. `registry` may be a factory (not
+    called when PRUNE_MODE=off). Implemented in `retag.pruner` (imported lazily: this module
+    stays free of threads and I/O)."""
+    from retag import pruner
+
+    return pruner.run_scheduled_prune(settings, registry, past_due=past_due, log=log, now=now)
