@@ -239,6 +239,11 @@ class TokenService:
             return {"access_token": self.issue_access("anonymous", service, scopes, "anonymous")}
         raise ApiError(400, "UNSUPPORTED", f"unsupported grant_type {grant!r}")
 
+    def anonymous_may(self, action: str) -> bool:
+        return self.anonymous and (
+            self.anonymous_actions is None or action in self.anonymous_actions
+        )
+
     def unauthorized(self, message: str = UNAUTHORIZED_MESSAGE) -> ApiError:
         return ApiError(401, "UNAUTHORIZED", message)
 

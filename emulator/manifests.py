@@ -130,7 +130,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     """Validate a manifest body like a registry does; raises ApiError (MANIFEST_INVALID...)."""
     if len(body) > MAX_MANIFEST_BYTES:
         raise ApiError(
-            413,
+            400,
             "MANIFEST_INVALID",
             "manifest invalid",
             {"reason": f"manifest is {len(body)} bytes; the limit is {MAX_MANIFEST_BYTES} (4 MiB)"},
@@ -153,6 +153,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
             raise _invalid(
                 f"mediaType in manifest ({declared}) does not match Content-Type ({media_type})"
             )
+    elif header:
+        raise _invalid(f"unsupported manifest Content-Type {header!r}")
     elif declared in MANIFEST_TYPES:
         media_type = declared
     elif declared is None and isinstance(document.get("manifests"), list):

@@ -414,7 +414,9 @@ class Registry:
 
     def _upload_headers(self, name: str, upload_id: str, size: int) -> dict[str, str]:
         return {
-            "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+            # Like ACR (and distribution) the Location carries opaque state in its query.
+            "Location": f"/v2/{name}/blobs/uploads/{upload_id}?_nouploadcache=false"
+            f"&_state={upload_id}.{size}",
             "Docker-Upload-UUID": upload_id,
             "Range": f"0-{max(size - 1, 0)}",
         }
@@ -425,9 +427,11 @@ class Registry:
         if mount and source:
             check_digest(mount)
             check_name(source)
+            # Real registries want `repository:<from>:pull` in the token; anonymous pull is
+            # implied when anonymous access allows it.
             can_read = self.tokens.authorizes(
                 request.header("Authorization"), "repository", source, "pull"
-            )
+            ) or self.tokens.anonymous_may("pull")
             if can_read and self.store.mount_blob(name, source, mount):
                 return Response(
                     201,
@@ -776,25 +780,31 @@ class RequestHandler(BaseHTTPRequestHandler):
                 LOG.exception("internal error handling %s %s", self.command, path)
                 response = Response(500, error_body("UNKNOWN", "internal server error"))
         entry.update(response.log)
-        self._send(response)
         entry["status"] = response.status
         entry["ms"] = _ms(started)
-        registry.record(entry)
+        registry.record(entry)  # before answering, so a client never sees an unlogged answer
+        self._send(response)
 
     def _send(self, response: Response) -> None:
+        headers = dict(response.headers)
+        if "Content-Length" not in headers:
+            headers["Content-Length"] = str(len(response.body))
+        if response.content_type and response.status != 204:
+            headers.setdefault("Content-Type", response.content_type)
+        headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
+        if self.close_connection:
+            headers["Connection"] = "close"
+        reason = self.responses.get(response.status, ("",))[0]
+        head = [f"{self.protocol_version} {response.status} {reason}"]
+        head.append(f"Server: {self.server_version}")
+        head.append(f"Date: {self.date_time_string()}")
+        head.extend(f"{key}: {value}" for key, value in headers.items())
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "replace")
+        if self.command != "HEAD" and response.status not in (204, 304):
+            data += response.body
+        # One write for headers and body (plus TCP_NODELAY): no Nagle/delayed-ACK stalls.
         try:
-            self.send_response(response.status)
-            headers = dict(response.headers)
-            if "Content-Length" not in headers:
-                headers["Content-Length"] = str(len(response.body))
-            if response.content_type and response.status != 204:
-                headers.setdefault("Content-Type", response.content_type)
-            headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            if self.command != "HEAD" and response.status not in (204, 304):
-                self.wfile.write(response.body)
+            self.wfile.write(data)
         except OSError:
             self.close_connection = True
 
@@ -835,6 +845,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Runs in the per-connection thread: TLS handshake here, not in the accept loop."""
         request.settimeout(10)
+        with contextlib.suppress(OSError):
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (OSError, ValueError):

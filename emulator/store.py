@@ -377,7 +377,7 @@ class Store:
     def _repo(self, name: str) -> Repository:
         check_name(name)
         repo = self._repos.get(name)
-        if repo is None or not repo.visible:
+        if repo is None:
             raise not_found("NAME_UNKNOWN", "repository name not known to registry", {"name": name})
         return repo
 
@@ -529,13 +529,15 @@ class Store:
         with self._lock:
             repo = self._repo(name)
             if not is_digest(reference):
-                check_tag(reference)
-                raise ApiError(
-                    405,
-                    "UNSUPPORTED",
-                    "delete a manifest by digest; to remove only a tag use "
-                    "DELETE /acr/v1/<name>/_tags/<tag>",
-                    {"Name": name, "Tag": reference},
+                # Like distribution: /v2 deletes take a digest. Tags: DELETE /acr/v1/.../_tags/T.
+                raise bad_request(
+                    "DIGEST_INVALID",
+                    "provided digest did not match uploaded content",
+                    {
+                        "reason": "delete a manifest by digest; to remove only a tag use "
+                        "DELETE /acr/v1/<name>/_tags/<tag>",
+                        "Tag": reference,
+                    },
                 )
             record = self._resolve(repo, reference)
             tags = [repo.tags[t] for t in repo.tags_of(record.digest)]
@@ -550,8 +552,6 @@ class Store:
                 del repo.tags[tag.name]
             del repo.manifests[record.digest]
             repo.updated = self.clock.now()
-            if not repo.visible:
-                self._repos.pop(name, None)
             self._changed()
             return DeletedManifest(
                 name, record.digest, record.media_type, tuple(t.name for t in tags)
@@ -701,7 +701,7 @@ class Store:
             link = ""
             if more and size is not None:
                 link = _link(f"/v2/{name}/tags/list", {"last": page[-1], "n": str(size)})
-            return {"name": name, "tags": page}, link
+            return {"name": name, "tags": page or None}, link  # null when empty, as distribution
 
     def catalog(self, n: str | None, last: str | None, path: str) -> tuple[dict[str, Any], str]:
         with self._lock:
