@@ -738,10 +738,10 @@ def probe_v2(endpoint: str, ca_bundle: str | None, timeout: float = 5.0) -> tupl
 # Parser
 
 
-def common_options(suppress: bool) -> argparse.ArgumentParser:
-    """--registry / --env-file, accepted before or after the command name."""
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("settings")
+def add_settings_arguments(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """--registry / --env-file, accepted before or after the command name. On subcommands the
+    defaults are suppressed so a value given before the command name is not overwritten."""
+    group = parser.add_argument_group("settings")
     default: Any = argparse.SUPPRESS if suppress else None
     group.add_argument(
         "--registry",
@@ -756,6 +756,11 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
         help="read settings from this KEY=VALUE file (default: ./.env if present); "
         "variables already set in the environment win",
     )
+
+
+def common_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    add_settings_arguments(parent, suppress=True)
     return parent
 
 
@@ -790,13 +795,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=MAIN_DESCRIPTION,
         epilog=MAIN_EPILOG,
         formatter_class=_Formatter,
-        parents=[common_options(suppress=False)],
     )
+    add_settings_arguments(parser, suppress=False)
     from retag import __version__
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    common = common_options(suppress=True)
+    common = common_options()
 
     def command(name: str, help_text: str, description: str, epilog: str) -> Parser:
         return sub.add_parser(
@@ -887,18 +892,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.set_defaults(handler=cmd_doctor)
 
-    add_engine_commands(sub, common)
+    add_engine_commands(sub)
     return parser
 
 
-def add_engine_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    """`prune` and `reconcile` are defined by their engines' modules (same flags as settings).
+def add_engine_commands(sub: Any) -> None:
+    """`prune` and `reconcile` are defined by their engines' modules (flags mirror the settings):
+    they add their own parser, we add the settings options and run them with this CLI's settings
+    and registry, so .env, --registry and the error handling are the same for every command."""
+    from retag.cli_prune import add_prune_parser
+    from retag.reconcile import add_reconcile_parser
 
-    INTEGRATION POINT: they own their flags (add_*_parser) and run (run_*); we add the common
-    settings options and hand them the Context so they use the same settings sources.
-    """
-    # (filled in when the prune and reconcile branches are merged)
-    del sub, common
+    prune = add_prune_parser(sub, formatter_class=_Formatter)
+    add_settings_arguments(prune, suppress=True)
+    prune.set_defaults(handler=cmd_prune)
+
+    reconcile = add_reconcile_parser(sub)
+    add_settings_arguments(reconcile, suppress=True)
+    reconcile.set_defaults(handler=cmd_reconcile)
+
+
+def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
+    from retag.cli_prune import run_prune
+
+    settings = ctx.settings()
+    registry = ctx.registry()
+    with registry_step("pruning", "delete", ctx):
+        return run_prune(args, settings=settings, registry=registry)
+
+
+def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
+    from retag.reconcile import run_reconcile
+
+    settings = ctx.settings()
+    registry = ctx.registry()
+    with registry_step("reconciling", "push", ctx):
+        return run_reconcile(args, settings=settings, registry=registry)
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def test_python_m_retag_help_runs_without_importing_the_azure_sdks() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: acr-retag")
-    for command in COMMANDS:
+    for command in [*COMMANDS, "prune", "reconcile"]:
         assert command in done.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     for heavy in ("azure.containerregistry", "azure.identity", "azure.core", "azure.functions"):
@@ -40,6 +40,16 @@ def test_every_command_has_help_with_an_example(cli: RunCli, command: str) -> No
     assert run.out.startswith(f"usage: acr-retag {command}")
     assert "examples:" in run.out
     assert f"acr-retag {command}" in run.out.split("examples:", 1)[1]
+    assert "--registry" in run.out
+    assert "--env-file" in run.out
+
+
+@pytest.mark.parametrize("command", ["prune", "reconcile"])
+def test_engine_commands_are_wired_with_the_settings_options(cli: RunCli, command: str) -> None:
+    run = cli([command, "--help"])
+    assert run.code == 0
+    assert run.out.startswith(f"usage: acr-retag {command}")
+    assert "example" in run.out
     assert "--registry" in run.out
     assert "--env-file" in run.out
 

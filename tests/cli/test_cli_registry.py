@@ -6,7 +6,7 @@ import json
 import re
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -300,3 +300,53 @@ def test_server_errors_are_one_line_exit_1(cli: RunCli, env: dict[str, str], acr
         acr.clear_faults()
     assert run.code == 1
     assert_one_line_error(run, "listing tags of e2e/faulty")
+
+
+# -- prune and reconcile through this CLI (same settings sources, same registry) ---------------
+
+
+def test_reconcile_catches_up_a_push_nobody_tagged(
+    cli: RunCli, env: dict[str, str], acr: Emulator
+) -> None:
+    # Pushed an hour ago (older than RECONCILE_GRACE=15m): the event path had its chance.
+    acr.set_clock(datetime.now(UTC) - timedelta(hours=1))
+    digest = cli(["push-sample", "e2e/missed"], env=env).out.strip()
+    run = cli(["reconcile", "--repository", "e2e/missed"], env=env)
+    assert run.code == 0, run.out + run.err
+    generated = [
+        row
+        for row in json.loads(cli(["list", "e2e/missed", "--json"], env=env).out)
+        if row["kind"] == "generated"
+    ]
+    assert len(generated) == 1
+    assert generated[0]["digest"] == digest
+    # Same timestamp rule as `tag`: running `tag` now finds the same tag, nothing new.
+    assert cli(["tag", "e2e/missed"], env=env).out.strip() == generated[0]["tag"]
+
+
+def test_prune_dry_run_then_delete_through_this_cli(
+    cli: RunCli, env: dict[str, str], acr: Emulator
+) -> None:
+    acr.set_clock(datetime.now(UTC) - timedelta(hours=3))  # three pushes, hours ago
+    tags = []
+    for _ in range(3):
+        cli(["push-sample", "e2e/prune"], env=env)
+        tags.append(cli(["tag", "e2e/prune"], env=env).out.strip())
+        acr.advance_clock(120)
+    flags = ["--repository", "e2e/prune", "--keep", "1", "--min-age", "30m"]
+    dry = cli(["prune", *flags], env=env)
+    assert dry.code == 0, dry.out + dry.err
+    assert set(tags_of(acr, "e2e/prune")) == {"latest", *tags}
+    run = cli(["prune", *flags, "--mode", "delete", "--json"], env=env)
+    assert run.code == 0, run.out + run.err
+    # Kept: the source tag, the generated tag on its digest, and the newest other (--keep 1).
+    assert set(tags_of(acr, "e2e/prune")) == {"latest", tags[2], tags[1]}
+    report = json.dumps(json.loads(run.out))
+    assert tags[0] in report
+
+
+def test_prune_and_reconcile_use_the_cli_settings_sources(cli: RunCli) -> None:
+    for command in ("prune", "reconcile"):
+        run = cli([command], env={})
+        assert run.code == 2
+        assert_one_line_error(run, "settings: ACR_LOGIN_SERVER")
