@@ -116,6 +116,8 @@ class Context:
             from retag.acr import AcrRegistry
 
             reg = settings.registry
+            if self.env is None:  # a real process: the SDK reads os.environ itself
+                export_azure_variables(read_env_file(getattr(self.args, "env_file", None)))
             try:
                 if self.credential is None:
                     self._registry = AcrRegistry.from_settings(reg)
@@ -134,6 +136,29 @@ class Context:
     def login_server(self) -> str:
         return self.settings().registry.login_server
 
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+
+def read_env_file(env_file: str | None) -> dict[str, str]:
+    """The values of `--env-file PATH`, else of ./.env when it exists, else nothing."""
+    from retag.dotenv import DotenvError, parse_dotenv
+
+    path = Path(env_file) if env_file else Path(".env")
+    if not env_file and not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc)
+        raise CliError(f"cannot read env file {path}: {reason}", EXIT_USAGE) from exc
+    try:
+        return parse_dotenv(text, source=str(path))
+    except DotenvError as exc:
+        raise CliError(f"env file {exc}", EXIT_USAGE) from exc
+
 
 def merged_environment(
     explicit: Mapping[str, str], env_file: str | None, registry: str | None
@@ -141,24 +166,19 @@ def merged_environment(
     """Layer the settings sources. The explicit environment wins over the .env file, so an
     exported variable (CI secrets, `az` pipelines) is never silently replaced by a stale file;
     `--registry` wins over both."""
-    from retag.dotenv import DotenvError, parse_dotenv
-
-    path = Path(env_file) if env_file else Path(".env")
-    values: dict[str, str] = {}
-    if env_file or path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc)
-            raise CliError(f"cannot read env file {path}: {reason}", EXIT_USAGE) from exc
-        try:
-            values = parse_dotenv(text, source=str(path))
-        except DotenvError as exc:
-            raise CliError(f"env file {exc}", EXIT_USAGE) from exc
+    values = read_env_file(env_file)
     values.update(explicit)
     if registry is not None:
         values["ACR_LOGIN_SERVER"] = registry
     return values
+
+
+def export_azure_variables(file_values: Mapping[str, str]) -> None:
+    """DefaultAzureCredential reads AZURE_* (AZURE_CLIENT_ID, AZURE_TENANT_ID, ...) from the
+    process environment: give it those from the .env file, unless already set there."""
+    for key, value in file_values.items():
+        if key.startswith("AZURE_") and key not in os.environ:
+            os.environ[key] = value
 
 
 @contextmanager
@@ -971,3 +991,5 @@ def main(
         return 130
     except BrokenPipeError:
         return EXIT_FAILED
+    finally:
+        ctx.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from retag.cli import CliError, merged_environment, split_reference
+from retag.cli import CliError, export_azure_variables, merged_environment, split_reference
 from tests.cli.conftest import RunCli, assert_one_line_error
 
 COMMANDS = ["tag", "list", "replay", "push-sample", "doctor"]
@@ -178,3 +179,23 @@ def test_settings_errors_from_the_env_file_name_the_setting(cli: RunCli, tmp_pat
     run = cli(["--env-file", str(env_file), "list", "myapp"])
     assert run.code == 2
     assert_one_line_error(run, "settings: PRUNE_MODE")
+
+
+def test_azure_variables_from_the_env_file_reach_the_sdk_unless_already_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_ID", "placeholder")  # recorded, so the test restores it
+    monkeypatch.delenv("AZURE_CLIENT_ID")
+    monkeypatch.setenv("AZURE_TENANT_ID", "from-environment")
+    monkeypatch.setenv("RETAG_SOURCE_TAGS", "placeholder")
+    monkeypatch.delenv("RETAG_SOURCE_TAGS")
+    export_azure_variables(
+        {
+            "AZURE_CLIENT_ID": "from-file",
+            "AZURE_TENANT_ID": "from-file",
+            "RETAG_SOURCE_TAGS": "from-file",
+        }
+    )
+    assert os.environ["AZURE_CLIENT_ID"] == "from-file"
+    assert os.environ["AZURE_TENANT_ID"] == "from-environment"
+    assert "RETAG_SOURCE_TAGS" not in os.environ  # only AZURE_* are exported
