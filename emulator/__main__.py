@@ -71,9 +71,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run the main job end to end on the emulator (what `make demo` runs)"
+    )
+    parser.set_defaults(run=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    from emulator.demo import run
+
+    return run()
+
+
 # Subcommand name -> function adding its parser (set `run` via set_defaults).
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = {
     "serve": _add_serve,
+    "demo": _add_demo,
 }
 
 

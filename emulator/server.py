@@ -663,6 +663,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP (bad request line, unknown method...): a registry-style JSON error."""
         text = message or self.responses.get(code, ("error",))[0]
+        if self.request_version == "HTTP/0.9":  # garbage request line: still answer with headers
+            self.request_version = self.protocol_version
         body = error_body("UNSUPPORTED" if code in (405, 501) else "INVALID_REQUEST", text)
         try:
             self.send_response(code, text)

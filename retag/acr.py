@@ -40,6 +40,7 @@ import binascii
 import hashlib
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -79,6 +80,7 @@ from retag.registry import (
     RequestCounter,
     TagInfo,
     TransientRegistryError,
+    budget_deadline,
 )
 
 if TYPE_CHECKING:
@@ -95,6 +97,7 @@ __all__ = [
     "RequestClass",
     "classify_request",
     "jwt_expiry",
+    "jwt_lifetime",
     "parse_bearer_challenge",
     "registry_for",
     "required_role",
@@ -131,26 +134,46 @@ _ACR_RE = re.compile(r"^/acr/v1/(?P<name>.+?)(?:/(?P<kind>_tags|_manifests)(?:/.
 # ---------------------------------------------------------------------------------------------
 # Pure helpers (unit-tested without a registry)
 # ---------------------------------------------------------------------------------------------
-def jwt_expiry(token: str) -> float | None:
-    """The `exp` claim (Unix seconds) of a JWT, decoded WITHOUT verifying it; None if unreadable.
-
-    Only used to decide when to renew a token we were given; never trusts it for anything else.
-    """
+def _jwt_claims(token: str) -> dict[str, Any] | None:
     parts = token.split(".")
     if len(parts) != 3 or not parts[1]:
         return None
     payload = parts[1]
     try:
-        data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        claims = json.loads(data)
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (binascii.Error, ValueError):
         return None
-    if not isinstance(claims, dict):
+    return claims if isinstance(claims, dict) else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
+    return float(value)
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The `exp` claim (Unix seconds) of a JWT, decoded WITHOUT verifying it; None if unreadable.
+
+    Only used to decide when to renew a token we were given; never trusts it for anything else.
+    """
+    claims = _jwt_claims(token)
+    return None if claims is None else _number(claims.get("exp"))
+
+
+def jwt_lifetime(token: str) -> float | None:
+    """`exp - iat` of a JWT (seconds the issuer made it valid for), None if either is missing.
+
+    Counting the lifetime from when we received the token makes the cache immune to clock skew
+    between this machine and the registry (which sets `iat`/`exp` by its own clock).
+    """
+    claims = _jwt_claims(token)
+    if claims is None:
         return None
-    return float(exp)
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    if exp is None or iat is None or exp <= iat:
+        return None
+    return exp - iat
 
 
 @dataclass(frozen=True)
@@ -367,12 +390,16 @@ class _Authenticator:
 
     # -- cache ---------------------------------------------------------------------------------
     def _expiry(self, token: str) -> float:
+        """When to stop using a token just received: `lifetime` after now, less the margin
+        (lifetime = exp - iat when the token has both, else exp - now by our clock)."""
         now = self._clock()
-        exp = jwt_expiry(token)
-        if exp is None:
-            return now + _TOKEN_DEFAULT_TTL
-        lifetime = exp - now
-        return exp - min(_TOKEN_REFRESH_MARGIN, max(lifetime, 0.0) * 0.2)
+        lifetime = jwt_lifetime(token)
+        if lifetime is None:
+            exp = jwt_expiry(token)
+            if exp is None:
+                return now + _TOKEN_DEFAULT_TTL
+            lifetime = max(exp - now, 0.0)
+        return now + lifetime - min(_TOKEN_REFRESH_MARGIN, lifetime * 0.2)
 
     def _valid(self, token: _Token | None) -> str | None:
         if token is not None and self._clock() < token.renew_at:
@@ -538,7 +565,11 @@ class _DeadlinePolicy(SansIOHTTPPolicy[Any, Any]):
         self._seconds = seconds
 
     def on_request(self, request: PipelineRequest[Any]) -> None:
-        request.context.options.setdefault(_DEADLINE_OPTION, time.monotonic() + self._seconds)
+        deadline = time.monotonic() + self._seconds
+        budget = budget_deadline()  # an enclosing `time_budget` (e.g. one event invocation)
+        if budget is not None:
+            deadline = min(deadline, budget)
+        request.context.options.setdefault(_DEADLINE_OPTION, deadline)
 
 
 class _AcrTransport(HttpTransport[Any, Any]):
@@ -586,6 +617,8 @@ class _AcrTransport(HttpTransport[Any, Any]):
     def sleep(self, duration: float) -> None:
         """Retry delays (backoff, `Retry-After`) never run past the call's deadline."""
         deadline: float | None = getattr(self._local, "deadline", None)
+        if deadline is not None and getattr(self._local, "expired", None) == deadline:
+            return  # already given up: the next attempt fails at once with the first reason
         if deadline is not None and time.monotonic() + duration >= deadline:
             self._local.expired = deadline
             self._local.reason = (
@@ -599,6 +632,9 @@ class _AcrTransport(HttpTransport[Any, Any]):
         deadline = kwargs.pop(_DEADLINE_OPTION, None)
         if deadline is None:
             deadline = time.monotonic() + self._deadline_seconds
+            budget = budget_deadline()
+            if budget is not None:
+                deadline = min(deadline, budget)
         self._local.deadline = deadline
         parts = urlsplit(request.url)
         request_class = None
@@ -841,6 +877,8 @@ class AcrRegistry:
         if not 1 <= page_size <= 1000:
             raise ValueError(f"page_size must be between 1 and 1000, got {page_size!r}")
         self._page_size = page_size
+        if ca_bundle and not os.path.isfile(ca_bundle):
+            raise ValueError(f"ca_bundle {ca_bundle!r} is not a readable file (a PEM CA bundle)")
         token_credential: TokenCredential | None
         if credential == "default":
             from azure.identity import DefaultAzureCredential
@@ -861,10 +899,14 @@ class AcrRegistry:
         self._authenticator = _Authenticator(
             endpoint, token_credential, audience.rstrip("/") + "/.default", clock
         )
+        # requests re-reads proxies, .netrc and CA variables from the environment on every request
+        # (~1 ms each here); we talk to one host, so resolve them once (same outcome) instead.
+        verify, proxies = _environment_settings(self._login_server, ca_bundle)
         inner = RequestsTransport(
             connection_timeout=connect_timeout,
             read_timeout=read_timeout,
-            connection_verify=ca_bundle if ca_bundle else True,
+            connection_verify=verify,
+            use_env_settings=False,
         )
         inner.open()  # create the session now, not racily from the first worker threads
         self._transport = _AcrTransport(
@@ -887,6 +929,7 @@ class AcrRegistry:
             retry_backoff_max=retry_backoff_max,
             timeout=deadline_seconds,
             user_agent="acr-retag",
+            proxies=proxies,
         )
 
     @classmethod
@@ -1188,6 +1231,26 @@ def registry_for(settings: RegistrySettings) -> AcrRegistry:
         if registry is None:
             registry = _registries[settings] = AcrRegistry.from_settings(settings)
         return registry
+
+
+def _environment_settings(host: str, ca_bundle: str | None) -> tuple[str | bool, dict[str, str]]:
+    """TLS verification and proxies for `host`, as requests would derive them per request.
+
+    An explicit `ca_bundle` wins; else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else the default
+    trust store (certifi). Proxies come from HTTPS_PROXY/HTTP_PROXY unless NO_PROXY covers `host`.
+    """
+    import urllib.request
+
+    verify: str | bool = (
+        ca_bundle
+        or os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or True
+    )
+    proxies = {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https")}
+    if proxies and urllib.request.proxy_bypass(host.rsplit(":", 1)[0]):
+        proxies = {}
+    return verify, proxies
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,5 +50,14 @@ def logged(acr: Emulator, expected: int, timeout: float = 5.0) -> list[dict[str,
     return acr.requests()
 
 
+def clear(acr: Emulator) -> None:
+    """Empty the request log once the previous answers are all recorded (see `logged`)."""
+    count = -1
+    while count != len(acr.requests()):
+        count = len(acr.requests())
+        time.sleep(0.05)
+    acr.clear_requests()
+
+
 def summary(entries: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return [(e["method"], e["path"], e["status"]) for e in entries]

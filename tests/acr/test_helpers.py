@@ -11,11 +11,13 @@ import pytest
 
 from retag.acr import (
     AcrRegistry,
+    _environment_settings,
     _next_link,
     _normalise_login_server,
     _redact,
     classify_request,
     jwt_expiry,
+    jwt_lifetime,
     manifest_info_from_json,
     parse_bearer_challenge,
     required_role,
@@ -67,6 +69,22 @@ def test_jwt_expiry_handles_urlsafe_characters() -> None:
 )
 def test_jwt_expiry_is_none_when_unreadable(token: str) -> None:
     assert jwt_expiry(token) is None
+
+
+@pytest.mark.parametrize(
+    ("claims", "lifetime"),
+    [
+        ({"iat": 1000, "exp": 1000 + 4500}, 4500.0),
+        ({"iat": 1000.5, "exp": 1060}, 59.5),
+        ({"exp": 1000}, None),
+        ({"iat": 1000}, None),
+        ({"iat": 2000, "exp": 1000}, None),
+        ({"iat": "1000", "exp": 2000}, None),
+    ],
+)
+def test_jwt_lifetime(claims: dict[str, Any], lifetime: float | None) -> None:
+    assert jwt_lifetime(jwt(claims)) == lifetime
+    assert jwt_lifetime("opaque") is None
 
 
 # -- challenges -----------------------------------------------------------------------------------
@@ -318,3 +336,35 @@ def test_redact_removes_token_shaped_text() -> None:
 def test_constructor_validates_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AcrRegistry("127.0.0.1:1", **kwargs)
+
+
+# -- environment (resolved once per adapter) ------------------------------------------------------
+def test_environment_settings_explicit_bundle_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/env/bundle.pem")
+    assert _environment_settings("r.azurecr.io", "/mine.pem")[0] == "/mine.pem"
+    assert _environment_settings("r.azurecr.io", None)[0] == "/env/bundle.pem"
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert _environment_settings("r.azurecr.io", None)[0] is True
+
+
+def test_environment_settings_proxies_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert _environment_settings("r.azurecr.io", None)[1] == {}
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert _environment_settings("r.azurecr.io", None)[1] == {"https": "http://proxy.example:3128"}
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,.azurecr.io")
+    assert _environment_settings("r.azurecr.io", None)[1] == {}
+    assert _environment_settings("127.0.0.1:5443", None)[1] == {}
+    assert _environment_settings("other.example", None)[1] != {}
+
+
+def test_default_credential_is_built_without_network() -> None:
+    from azure.identity import DefaultAzureCredential
+
+    registry = AcrRegistry("myregistry.azurecr.io", credential="default")
+    assert isinstance(registry._authenticator._credential, DefaultAzureCredential)
+    assert registry.requests_made == 0
+    assert registry.endpoint == "https://myregistry.azurecr.io"
+    registry.close()

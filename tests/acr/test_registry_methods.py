@@ -19,7 +19,7 @@ from retag.registry import (
     Registry,
     RegistryError,
 )
-from tests.acr.conftest import logged
+from tests.acr.conftest import clear, logged
 from tests.support import images
 
 
@@ -140,7 +140,7 @@ def test_listings_ask_for_pages_of_100(acr: Emulator, registry: AcrRegistry, rep
     image = images.oci_image(seed=20)
     push(acr, repo, image, "latest")
     list(registry.list_tags(repo))  # warm the token
-    acr.clear_requests()
+    clear(acr)
     assert [t.name for t in registry.list_tags(repo, digest=image.digest)] == ["latest"]
     assert [m.digest for m in registry.list_manifests(repo)] == [image.digest]
     assert list(registry.list_repositories()) == [repo]
@@ -169,7 +169,7 @@ def test_listing_follows_link_across_several_pages(acr: Emulator, repo: str) -> 
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         others.append(registry.put_manifest(repo, Manifest(raw, OCI_MANIFEST, digest), f"o{i}"))
 
-    acr.clear_requests()
+    clear(acr)
     listed = [t.name for t in registry.list_tags(repo, digest=image.digest)]
     assert sorted(listed) == sorted(names)
     assert len(listed) == len(names)
@@ -182,7 +182,7 @@ def test_listing_follows_link_across_several_pages(acr: Emulator, repo: str) -> 
     assert len(all_tags) == len(names) + len(others)
     assert {t.digest for t in all_tags} == {image.digest, *others}
 
-    acr.clear_requests()
+    clear(acr)
     manifests = list(registry.list_manifests(repo))
     assert sorted(m.digest for m in manifests) == sorted({image.digest, *others})
     log = logged(acr, 3)
