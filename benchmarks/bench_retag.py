@@ -21,12 +21,12 @@ from typing import Any
 
 import requests
 from azure.containerregistry import ContainerRegistryClient
-from retag.acr import AcrRegistry
-from retag.retagger import add_generated_tag
-from tests.support.images import docker_image, push_image
 
 from benchmarks.common import median, percentile, report, table
 from emulator import Emulator
+from retag.acr import AcrRegistry
+from retag.retagger import add_generated_tag
+from tests.support.images import docker_image, push_image
 
 N = int(os.environ.get("BENCH_RETAGS", "100"))
 WARMUP = 3

@@ -35,6 +35,12 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="refuse anonymous tokens (grant_type=password); a credential is then required",
     )
+    parser.add_argument(
+        "--anonymous-actions",
+        metavar="LIST",
+        default=None,
+        help="comma-separated actions anonymous tokens may get (e.g. pull; default: all)",
+    )
     parser.set_defaults(run=serve)
 
 
@@ -49,6 +55,11 @@ def serve(args: argparse.Namespace) -> int:
     try:
         emulator = Emulator(
             anonymous=not args.no_anonymous,
+            anonymous_actions=(
+                None
+                if args.anonymous_actions is None
+                else [a.strip() for a in args.anonymous_actions.split(",") if a.strip()]
+            ),
             data_dir=args.data,
             subscribers=args.subscriber,
             host=args.host,

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from emulator.auth import TokenService
+from emulator.auth import REPOSITORY_ACTIONS, TokenService
 from emulator.clock import Clock
 from emulator.delivery import Delivery, check_subscriber
 from emulator.faults import Faults, FaultSettings
@@ -43,6 +43,13 @@ class Emulator:
             raise ValueError(f"host must be 127.0.0.1 or localhost (loopback only), not {host!r}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {port}")
+        if anonymous_actions is not None:
+            unknown = sorted(set(anonymous_actions) - set(REPOSITORY_ACTIONS))
+            if unknown:
+                raise ValueError(
+                    f"unknown anonymous action(s) {', '.join(unknown)}; "
+                    f"choose from {', '.join(REPOSITORY_ACTIONS)}"
+                )
         self._host = "127.0.0.1"
         self._port = port
         self._anonymous = anonymous
@@ -77,7 +84,12 @@ class Emulator:
             raise
         port = server.server_address[1]
         login_server = f"{self._host}:{port}"
-        store = Store(self.clock, login_server, self._data_dir)
+        try:
+            store = Store(self.clock, login_server, self._data_dir)
+        except Exception:
+            server.server_close()
+            delivery.close()
+            raise
         tokens = TokenService(
             login_server, anonymous=self._anonymous, anonymous_actions=self._anonymous_actions
         )

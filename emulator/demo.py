@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -27,12 +28,12 @@ def run(out: TextIO = sys.stdout) -> int:
     from emulator import Emulator
     from emulator.functions_host import FunctionsHostServer
 
+    _show_outcome_lines(out)
     started = time.monotonic()
     with Emulator() as acr:
         _configure_environment(acr.login_server, acr.ca_bundle)
-        from retag.acr import AcrRegistry
-
         import function_app
+        from retag.acr import AcrRegistry
 
         registry = AcrRegistry(acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle)
         with FunctionsHostServer(function_app.app) as host:
@@ -76,6 +77,25 @@ def _configure_environment(login_server: str, ca_bundle: str) -> None:
             "RECONCILE_GRACE": "15m",
         }
     )
+
+
+class _NotAuthLevelNoise(logging.Filter):
+    """azure-functions warns that HTTP auth levels do not apply to an app without HTTP triggers
+    (the worker logs the same); it says nothing about this demo."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Auth level is not applied")
+
+
+def _show_outcome_lines(out: TextIO) -> None:
+    """Print the Function's outcome lines (logger `retag`) as the host would log them."""
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("  [%(levelname)s] %(message)s"))
+    handler.addFilter(_NotAuthLevelNoise())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("retag").setLevel(logging.INFO)
 
 
 def _printer(out: TextIO) -> Callable[[str], None]:

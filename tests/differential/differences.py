@@ -166,15 +166,4 @@ INTENDED: dict[str, Difference] = {
 
 # Differences that are NOT intended: the emulator is wrong (or unverified against ACR) and the
 # test is marked xfail(strict=True) with this reason until the emulator is fixed.
-KNOWN_EMULATOR_BUGS: dict[str, str] = {
-    "error.manifest_no_content_type": (
-        "emulator accepts a manifest PUT without Content-Type (201, media type taken from the "
-        "body's mediaType); distribution refuses it (400 MANIFEST_INVALID). ACR behaviour not "
-        "verified; the SDK and skopeo always send Content-Type."
-    ),
-    "error.manifest_blob_unknown_details": (
-        "emulator reports only the first missing blob (one MANIFEST_BLOB_UNKNOWN entry); "
-        "distribution, and real ACR (its answer quoted in Azure/azure-sdk-for-net#36076), report "
-        "one entry per missing blob with the digest as `detail`."
-    ),
-}
+KNOWN_EMULATOR_BUGS: dict[str, str] = {}

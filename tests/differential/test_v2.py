@@ -566,7 +566,6 @@ def test_refused_requests(targets: dict[str, Target], step: str) -> None:
     assert reference["errors"] == codes
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_EMULATOR_BUGS["error.manifest_blob_unknown_details"])
 def test_every_missing_blob_is_reported(targets: dict[str, Target]) -> None:
     image = images.docker_image(layers=2)
     repository = unique_repository("missing-blobs")

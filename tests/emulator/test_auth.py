@@ -294,3 +294,19 @@ def test_no_token_ever_reaches_the_request_log(acr: Emulator, make_client: Clien
         for part in token.split("."):
             assert part not in log or len(part) < 20
     assert "aad-super-secret" not in log
+
+
+def test_anonymous_actions_can_be_restricted(make_client: ClientFactory) -> None:
+    with pytest.raises(ValueError, match="unknown anonymous action"):
+        Emulator(anonymous_actions=["fly"])
+    with Emulator(anonymous_actions=("pull", "metadata_read")) as pull_only:
+        token = anonymous_token(pull_only, "repository:a/b:pull,push,delete")
+        assert _claims(token)["access"] == [
+            {"type": "repository", "name": "a/b", "actions": ["pull"]}
+        ]
+        with pytest.raises(images.PushError) as refused:  # the token lacks push: 401 again
+            push(pull_only, "a/b", images.oci_image(seed=50), "v1")
+        assert refused.value.response.status_code == 401
+        client = make_client(None, emulator=pull_only)
+        with pytest.raises(ClientAuthenticationError):
+            client.delete_tag("a/b", "v1")

@@ -151,3 +151,22 @@ def test_subscriber_flag_delivers(tmp_path: Path) -> None:
         assert [body[0]["id"] for _, body in hook.received] == [events[0]["id"]]
     finally:
         hook.close()
+
+
+def test_corrupt_state_is_refused_not_overwritten(tmp_path: Path) -> None:
+    data = tmp_path / "state"
+    data.mkdir()
+    (data / "state.json").write_text("{not json")
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", "--data", str(data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unreadable emulator state" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (data / "state.json").read_text() == "{not json"
