@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 EVENT ?= samples/events/image-pushed-latest.json
 FUNC_URL ?= http://localhost:7071
 
-.PHONY: help venv lint fmt test demo send-event run-timer bench soak emulator clean
+.PHONY: help venv checkov-venv lint fmt test demo send-event run-timer bench soak emulator clean
 
 help:
 	@echo "make demo        run the main job against the local ACR emulator (no Azure needed)"
@@ -27,6 +29,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+# checkov pins its own pycep-parser, so it gets a venv of its own (used by tests/infra).
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+checkov-venv: $(CHECKOV_STAMP)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -36,7 +46,7 @@ fmt: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint
+test: lint $(CHECKOV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -61,4 +71,4 @@ soak: $(STAMP)
 	RETAG_SOAK_SIZE=full $(PY) -m pytest tests/soak -q
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cache

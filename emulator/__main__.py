@@ -35,6 +35,12 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="refuse anonymous tokens (grant_type=password); a credential is then required",
     )
+    parser.add_argument(
+        "--anonymous-actions",
+        metavar="LIST",
+        default=None,
+        help="comma-separated actions anonymous tokens may get (e.g. pull; default: all)",
+    )
     parser.set_defaults(run=serve)
 
 
@@ -49,6 +55,11 @@ def serve(args: argparse.Namespace) -> int:
     try:
         emulator = Emulator(
             anonymous=not args.no_anonymous,
+            anonymous_actions=(
+                None
+                if args.anonymous_actions is None
+                else [a.strip() for a in args.anonymous_actions.split(",") if a.strip()]
+            ),
             data_dir=args.data,
             subscribers=args.subscriber,
             host=args.host,
@@ -71,9 +82,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run the main job end to end on the emulator (what `make demo` runs)"
+    )
+    parser.set_defaults(run=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    from emulator.demo import run
+
+    return run()
+
+
 # Subcommand name -> function adding its parser (set `run` via set_defaults).
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = {
     "serve": _add_serve,
+    "demo": _add_demo,
 }
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from emulator.auth import TokenService
+from emulator.auth import REPOSITORY_ACTIONS, TokenService
 from emulator.clock import Clock
-from emulator.delivery import Delivery
+from emulator.delivery import Delivery, check_subscriber
 from emulator.faults import Faults, FaultSettings
 from emulator.server import EmulatorHTTPServer, Registry
 from emulator.store import Store
@@ -41,13 +41,22 @@ class Emulator:
     ) -> None:
         if host not in LOOPBACK:
             raise ValueError(f"host must be 127.0.0.1 or localhost (loopback only), not {host!r}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, not {port}")
+        if anonymous_actions is not None:
+            unknown = sorted(set(anonymous_actions) - set(REPOSITORY_ACTIONS))
+            if unknown:
+                raise ValueError(
+                    f"unknown anonymous action(s) {', '.join(unknown)}; "
+                    f"choose from {', '.join(REPOSITORY_ACTIONS)}"
+                )
         self._host = "127.0.0.1"
         self._port = port
         self._anonymous = anonymous
         self._anonymous_actions = anonymous_actions
         self._persistent = data_dir is not None
         self._data_dir = Path(data_dir).resolve() if data_dir is not None else None
-        self._subscribers = list(subscribers)
+        self._subscribers = [check_subscriber(url) for url in subscribers]
         self._temp: str | None = None
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -75,7 +84,12 @@ class Emulator:
             raise
         port = server.server_address[1]
         login_server = f"{self._host}:{port}"
-        store = Store(self.clock, login_server, self._data_dir)
+        try:
+            store = Store(self.clock, login_server, self._data_dir)
+        except Exception:
+            server.server_close()
+            delivery.close()
+            raise
         tokens = TokenService(
             login_server, anonymous=self._anonymous, anonymous_actions=self._anonymous_actions
         )
@@ -110,6 +124,7 @@ class Emulator:
             self._thread.join(timeout=5)
         registry = self._registry
         if registry is not None:
+            registry.delivery.wait_idle(2.0)  # give queued deliveries a last chance
             registry.delivery.close()
             registry.store.close()
         if self._temp is not None:

@@ -221,19 +221,15 @@ class TokenService:
             raise ApiError(400, "UNSUPPORTED", str(exc)) from exc
         grant = form.get("grant_type", "")
         refresh = form.get("refresh_token", "")
-        if not refresh and basic is not None and basic[1]:
-            refresh = basic[1]  # docker login style: user 0000..., password = refresh token
-        if grant == "refresh_token" or (not grant and refresh):
+        if not refresh:
+            # docker login style: user 00000000-..., password = an ACR refresh token
+            refresh = form.get("password", "") or (basic[1] if basic is not None else "")
+        if grant == "refresh_token" or refresh:
             claims = self._decode(refresh)
             if claims is None or claims.get("grant_type") != "refresh_token":
                 raise self.unauthorized("invalid or expired refresh token")
             return {"access_token": self.issue_access(str(claims["sub"]), service, scopes, "user")}
         if grant in ("password", ""):
-            if refresh:
-                claims = self._decode(refresh)
-                if claims is not None and claims.get("grant_type") == "refresh_token":
-                    token = self.issue_access(str(claims["sub"]), service, scopes, "user")
-                    return {"access_token": token}
             if not self.anonymous:
                 raise self.unauthorized("anonymous access is disabled on this registry")
             return {"access_token": self.issue_access("anonymous", service, scopes, "anonymous")}

@@ -14,13 +14,14 @@ DISALLOWED_MESSAGE = (
 class ApiError(Exception):
     """An error answer: HTTP status plus one registry error code."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - mirrors the wire entry; call sites read naturally
         self,
         status: int,
         code: str,
         message: str,
         detail: Any = None,
         headers: dict[str, str] | None = None,
+        more_details: list[Any] | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
@@ -28,15 +29,21 @@ class ApiError(Exception):
         self.message = message
         self.detail = detail
         self.headers = dict(headers or {})
+        self.more_details = list(more_details or [])  # further entries with the same code
 
     def body(self) -> bytes:
-        return error_body(self.code, self.message, self.detail)
+        details = [self.detail, *self.more_details]
+        return json.dumps(
+            {"errors": [_entry(self.code, self.message, detail) for detail in details]}
+        ).encode()
+
+
+def _entry(code: str, message: str, detail: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, "detail": detail if detail is not None else {}}
 
 
 def error_body(code: str, message: str, detail: Any = None) -> bytes:
-    entry: dict[str, Any] = {"code": code, "message": message}
-    entry["detail"] = detail if detail is not None else {}
-    return json.dumps({"errors": [entry]}).encode()
+    return json.dumps({"errors": [_entry(code, message, detail)]}).encode()
 
 
 def not_found(code: str, message: str, detail: Any = None) -> ApiError:

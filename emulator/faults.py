@@ -90,7 +90,7 @@ class Faults:
         with self._lock:
             self._settings = settings
             self._random = random.Random(settings.seed)
-            self._tokens = settings.rate_limit_per_second or 0.0
+            self._tokens = max(1.0, settings.rate_limit_per_second or 0.0)  # a full bucket
             self._stamp = time.monotonic()
 
     def decide(self, *, is_auth: bool) -> Decision:

@@ -155,14 +155,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
             )
     elif header:
         raise _invalid(f"unsupported manifest Content-Type {header!r}")
-    elif declared in MANIFEST_TYPES:
-        media_type = declared
-    elif declared is None and isinstance(document.get("manifests"), list):
-        media_type = OCI_INDEX
-    elif declared is None:
-        media_type = OCI_MANIFEST
-    else:
-        raise _invalid(f"unsupported manifest media type {declared!r}")
+    else:  # like distribution: the Content-Type header decides how the body is read
+        raise _invalid("Content-Type must name the manifest media type")
     if media_type != ORAS_ARTIFACT and document.get("schemaVersion") != 2:
         raise _invalid("schemaVersion must be 2")
 

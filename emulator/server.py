@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +34,7 @@ from emulator.store import DeletedManifest, Store
 
 LOG = logging.getLogger("emulator")
 MAX_BODY = 1024 * 1024 * 1024
+MAX_LOG = 1_000_000  # request log entries kept (oldest dropped first)
 REDACTED_QUERY = frozenset({"access_token", "refresh_token", "password", "client_secret"})
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -115,7 +117,7 @@ class Registry:
         self.clock = clock
         self.delivery = delivery
         self.faults = faults
-        self._log: list[dict[str, Any]] = []
+        self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOG)
         self._log_lock = threading.Lock()
         self.routes = self._routes()
 
@@ -663,6 +665,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP (bad request line, unknown method...): a registry-style JSON error."""
         text = message or self.responses.get(code, ("error",))[0]
+        if self.request_version == "HTTP/0.9":  # garbage request line: still answer with headers
+            self.request_version = self.protocol_version
         body = error_body("UNSUPPORTED" if code in (405, 501) else "INVALID_REQUEST", text)
         try:
             self.send_response(code, text)

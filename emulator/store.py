@@ -331,13 +331,20 @@ class Store:
         path = self._data_dir / STATE_FILE
         if not path.is_file():
             return
-        data = json.loads(path.read_text())
         highest = 0
-        for name, repo_data in data.get("repositories", {}).items():
-            repo = Repository.from_json(name, repo_data)
-            self._repos[name] = repo
-            seqs = [m.seq for m in repo.manifests.values()] + [t.seq for t in repo.tags.values()]
-            highest = max([highest, *seqs])
+        try:
+            data = json.loads(path.read_text())
+            for name, repo_data in data.get("repositories", {}).items():
+                repo = Repository.from_json(name, repo_data)
+                self._repos[name] = repo
+                seqs = [m.seq for m in repo.manifests.values()]
+                highest = max([highest, *seqs, *(t.seq for t in repo.tags.values())])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Never overwrite state we cannot read: refuse to start instead.
+            raise ValueError(
+                f"{path}: unreadable emulator state ({type(exc).__name__}: {exc}); "
+                "fix the file or use another --data directory"
+            ) from None
         self._seq = itertools.count(highest + 1)
 
     def _changed(self) -> None:
@@ -452,14 +459,18 @@ class Store:
             existing = self._repos.get(name)
             if existing is not None and not existing.attrs.write_enabled:
                 raise disallowed({"Name": name})
-            for blob in parsed.blobs:
-                if existing is None or blob not in existing.blobs:
-                    raise bad_request("MANIFEST_BLOB_UNKNOWN", "blob unknown to registry", blob)
-            for child in parsed.children:
-                if existing is None or child.digest not in existing.manifests:
-                    raise bad_request(
-                        "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry", child.digest
-                    )
+            known_blobs = existing.blobs if existing is not None else set()
+            known_manifests = existing.manifests if existing is not None else {}
+            missing = [b for b in dict.fromkeys(parsed.blobs) if b not in known_blobs]
+            missing += [c.digest for c in parsed.children if c.digest not in known_manifests]
+            if missing:  # one entry per missing blob, digest as detail (distribution, ACR)
+                raise ApiError(
+                    400,
+                    "MANIFEST_BLOB_UNKNOWN",
+                    "blob unknown to registry",
+                    missing[0],
+                    more_details=missing[1:],
+                )
             tag_name = None if is_digest(reference) else reference
             previous = None
             if tag_name is not None and existing is not None and tag_name in existing.tags:

@@ -40,14 +40,15 @@ import binascii
 import hashlib
 import io
 import json
+import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, NoReturn
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from azure.containerregistry import ContainerRegistryClient, DigestValidationError
@@ -79,7 +80,11 @@ from retag.registry import (
     RequestCounter,
     TagInfo,
     TransientRegistryError,
+    budget_deadline,
 )
+
+if TYPE_CHECKING:
+    from retag.config import RegistrySettings
 
 __all__ = [
     "DEFAULT_AUDIENCE",
@@ -92,7 +97,9 @@ __all__ = [
     "RequestClass",
     "classify_request",
     "jwt_expiry",
+    "jwt_lifetime",
     "parse_bearer_challenge",
+    "registry_for",
     "required_role",
 ]
 
@@ -127,26 +134,46 @@ _ACR_RE = re.compile(r"^/acr/v1/(?P<name>.+?)(?:/(?P<kind>_tags|_manifests)(?:/.
 # ---------------------------------------------------------------------------------------------
 # Pure helpers (unit-tested without a registry)
 # ---------------------------------------------------------------------------------------------
-def jwt_expiry(token: str) -> float | None:
-    """The `exp` claim (Unix seconds) of a JWT, decoded WITHOUT verifying it; None if unreadable.
-
-    Only used to decide when to renew a token we were given; never trusts it for anything else.
-    """
+def _jwt_claims(token: str) -> dict[str, Any] | None:
     parts = token.split(".")
     if len(parts) != 3 or not parts[1]:
         return None
     payload = parts[1]
     try:
-        data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        claims = json.loads(data)
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (binascii.Error, ValueError):
         return None
-    if not isinstance(claims, dict):
+    return claims if isinstance(claims, dict) else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
+    return float(value)
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The `exp` claim (Unix seconds) of a JWT, decoded WITHOUT verifying it; None if unreadable.
+
+    Only used to decide when to renew a token we were given; never trusts it for anything else.
+    """
+    claims = _jwt_claims(token)
+    return None if claims is None else _number(claims.get("exp"))
+
+
+def jwt_lifetime(token: str) -> float | None:
+    """`exp - iat` of a JWT (seconds the issuer made it valid for), None if either is missing.
+
+    Counting the lifetime from when we received the token makes the cache immune to clock skew
+    between this machine and the registry (which sets `iat`/`exp` by its own clock).
+    """
+    claims = _jwt_claims(token)
+    if claims is None:
         return None
-    return float(exp)
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    if exp is None or iat is None or exp <= iat:
+        return None
+    return exp - iat
 
 
 @dataclass(frozen=True)
@@ -206,7 +233,7 @@ def classify_request(method: str, path: str) -> RequestClass | None:
         elif method == "DELETE":
             action = "delete"
         else:
-            action = "pull,push"
+            action = "push"
         return RequestClass((method, f"v2/{kind}", name), name, f"repository:{name}:{action}")
     match = _ACR_RE.match(path)
     if match and not path.startswith("/acr/v1/_"):
@@ -238,7 +265,7 @@ def required_role(action: str) -> str:
     `action` may also be a whole scope (`repository:app:pull,push`): the most demanding action
     (delete > push > pull) decides.
     """
-    if action.startswith("registry:catalog"):
+    if action == "catalog" or action.startswith("registry:catalog"):
         return _ROLES["catalog"]
     actions = action.rsplit(":", 1)[-1].split(",")
     for wanted in ("delete", "push", "metadata_write", "pull", "metadata_read"):
@@ -256,12 +283,19 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip()
 
 
+def _utc(value: datetime) -> datetime:
+    """Timezone-aware UTC (naive values are UTC, as ACR's are)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 def _parse_time(value: object, field: str) -> datetime:
     if isinstance(value, datetime):
-        return value
+        return _utc(value)
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
+            return _utc(datetime.fromisoformat(value))
         except ValueError:
             pass
     raise RegistryError(f"registry listing has an invalid {field}: {value!r}")
@@ -356,12 +390,16 @@ class _Authenticator:
 
     # -- cache ---------------------------------------------------------------------------------
     def _expiry(self, token: str) -> float:
+        """When to stop using a token just received: `lifetime` after now, less the margin
+        (lifetime = exp - iat when the token has both, else exp - now by our clock)."""
         now = self._clock()
-        exp = jwt_expiry(token)
-        if exp is None:
-            return now + _TOKEN_DEFAULT_TTL
-        lifetime = exp - now
-        return exp - min(_TOKEN_REFRESH_MARGIN, max(lifetime, 0.0) * 0.2)
+        lifetime = jwt_lifetime(token)
+        if lifetime is None:
+            exp = jwt_expiry(token)
+            if exp is None:
+                return now + _TOKEN_DEFAULT_TTL
+            lifetime = max(exp - now, 0.0)
+        return now + lifetime - min(_TOKEN_REFRESH_MARGIN, lifetime * 0.2)
 
     def _valid(self, token: _Token | None) -> str | None:
         if token is not None and self._clock() < token.renew_at:
@@ -527,7 +565,11 @@ class _DeadlinePolicy(SansIOHTTPPolicy[Any, Any]):
         self._seconds = seconds
 
     def on_request(self, request: PipelineRequest[Any]) -> None:
-        request.context.options.setdefault(_DEADLINE_OPTION, time.monotonic() + self._seconds)
+        deadline = time.monotonic() + self._seconds
+        budget = budget_deadline()  # an enclosing `time_budget` (e.g. one event invocation)
+        if budget is not None:
+            deadline = min(deadline, budget)
+        request.context.options.setdefault(_DEADLINE_OPTION, deadline)
 
 
 class _AcrTransport(HttpTransport[Any, Any]):
@@ -575,6 +617,8 @@ class _AcrTransport(HttpTransport[Any, Any]):
     def sleep(self, duration: float) -> None:
         """Retry delays (backoff, `Retry-After`) never run past the call's deadline."""
         deadline: float | None = getattr(self._local, "deadline", None)
+        if deadline is not None and getattr(self._local, "expired", None) == deadline:
+            return  # already given up: the next attempt fails at once with the first reason
         if deadline is not None and time.monotonic() + duration >= deadline:
             self._local.expired = deadline
             self._local.reason = (
@@ -588,6 +632,9 @@ class _AcrTransport(HttpTransport[Any, Any]):
         deadline = kwargs.pop(_DEADLINE_OPTION, None)
         if deadline is None:
             deadline = time.monotonic() + self._deadline_seconds
+            budget = budget_deadline()
+            if budget is not None:
+                deadline = min(deadline, budget)
         self._local.deadline = deadline
         parts = urlsplit(request.url)
         request_class = None
@@ -797,7 +844,8 @@ class AcrRegistry:
     (ACR anonymous pull, the emulator, public registries) or any `TokenCredential`.
     `ca_bundle`: CA file for TLS (never taken from REQUESTS_CA_BUNDLE implicitly).
     `deadline_seconds` bounds each registry call (retries, `Retry-After` and token calls included;
-    each page of a listing is one call). `clock` (Unix seconds) is only for tests of token expiry.
+    each page of a listing is one call). `page_size` is the `n` of listings (default `PAGE_SIZE`).
+    `clock` (Unix seconds) is only for tests of token expiry.
     """
 
     def __init__(
@@ -813,6 +861,7 @@ class AcrRegistry:
         deadline_seconds: float = 20.0,
         retry_backoff_factor: float = 0.5,
         retry_backoff_max: float = 8.0,
+        page_size: int = PAGE_SIZE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._login_server = _normalise_login_server(login_server)
@@ -825,6 +874,11 @@ class AcrRegistry:
                 raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
         if retry_total < 0:
             raise ValueError(f"retry_total must be >= 0, got {retry_total!r}")
+        if not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size must be between 1 and 1000, got {page_size!r}")
+        self._page_size = page_size
+        if ca_bundle and not os.path.isfile(ca_bundle):
+            raise ValueError(f"ca_bundle {ca_bundle!r} is not a readable file (a PEM CA bundle)")
         token_credential: TokenCredential | None
         if credential == "default":
             from azure.identity import DefaultAzureCredential
@@ -845,10 +899,14 @@ class AcrRegistry:
         self._authenticator = _Authenticator(
             endpoint, token_credential, audience.rstrip("/") + "/.default", clock
         )
+        # requests re-reads proxies, .netrc and CA variables from the environment on every request
+        # (~1 ms each here); we talk to one host, so resolve them once (same outcome) instead.
+        verify, proxies = _environment_settings(self._login_server, ca_bundle)
         inner = RequestsTransport(
             connection_timeout=connect_timeout,
             read_timeout=read_timeout,
-            connection_verify=ca_bundle if ca_bundle else True,
+            connection_verify=verify,
+            use_env_settings=False,
         )
         inner.open()  # create the session now, not racily from the first worker threads
         self._transport = _AcrTransport(
@@ -871,6 +929,19 @@ class AcrRegistry:
             retry_backoff_max=retry_backoff_max,
             timeout=deadline_seconds,
             user_agent="acr-retag",
+            proxies=proxies,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings, **options: Any) -> AcrRegistry:
+        """An adapter for the app settings (`ACR_LOGIN_SERVER`, `ACR_CREDENTIAL`, `ACR_AUDIENCE`,
+        `ACR_CA_BUNDLE`); `options` are the keyword arguments of the constructor (timeouts...)."""
+        return cls(
+            settings.login_server,
+            credential=settings.credential,
+            audience=settings.audience,
+            ca_bundle=settings.ca_bundle,
+            **options,
         )
 
     # -- housekeeping --------------------------------------------------------------------------
@@ -980,16 +1051,16 @@ class AcrRegistry:
             return TagInfo(
                 name=props.name,
                 digest=props.digest,
-                created_on=props.created_on,
-                last_updated_on=props.last_updated_on,
+                created_on=_utc(props.created_on),
+                last_updated_on=_utc(props.last_updated_on),
                 can_delete=props.can_delete is not False,
                 can_write=props.can_write is not False,
             )
 
     def list_tags(self, repository: str, *, digest: str | None = None) -> Iterator[TagInfo]:
-        """Every tag (pages of `PAGE_SIZE`, following `Link`); with `digest`, only the tags on it
+        """Every tag (pages of `page_size`, following `Link`); with `digest`, only the tags on it
         (ACR's `_tags?digest=` filter, a keyword `list_tag_properties` accepts)."""
-        kwargs: dict[str, Any] = {"results_per_page": PAGE_SIZE}
+        kwargs: dict[str, Any] = {"results_per_page": self._page_size}
         if digest is not None:
             kwargs["digest"] = digest
         with self._mapped("metadata_read", repository):
@@ -998,8 +1069,8 @@ class AcrRegistry:
                 yield TagInfo(
                     name=props.name,
                     digest=props.digest,
-                    created_on=props.created_on,
-                    last_updated_on=props.last_updated_on,
+                    created_on=_utc(props.created_on),
+                    last_updated_on=_utc(props.last_updated_on),
                     can_delete=props.can_delete is not False,
                     can_write=props.can_write is not False,
                 )
@@ -1012,7 +1083,7 @@ class AcrRegistry:
     # -- repositories --------------------------------------------------------------------------
     def list_repositories(self) -> Iterator[str]:
         with self._mapped("catalog", "repositories"):
-            yield from self._client.list_repository_names(results_per_page=PAGE_SIZE)
+            yield from self._client.list_repository_names(results_per_page=self._page_size)
 
     # -- pushing (CLI `push-sample`, demo) -------------------------------------------------------
     def push_image(
@@ -1071,7 +1142,7 @@ class AcrRegistry:
     def _paged(
         self, path: str, field: str, action: str, repository: str
     ) -> Iterator[Mapping[str, Any]]:
-        url: str | None = f"{path}?n={PAGE_SIZE}"
+        url: str | None = f"{path}?n={self._page_size}"
         while url is not None:
             with self._mapped(action, repository):
                 response = self._send_get(url)
@@ -1142,3 +1213,41 @@ def _normalise_login_server(value: str) -> str:
             "or 127.0.0.1:5443"
         )
     return text.lower()
+
+
+_registries: dict[RegistrySettings, AcrRegistry] = {}
+_registries_lock = threading.Lock()
+
+
+def registry_for(settings: RegistrySettings) -> AcrRegistry:
+    """The process-wide `AcrRegistry` for `settings`: built once per worker process (client,
+    credential, connection pool and token cache are then reused by every invocation), thread-safe.
+    """
+    registry = _registries.get(settings)
+    if registry is not None:
+        return registry
+    with _registries_lock:
+        registry = _registries.get(settings)
+        if registry is None:
+            registry = _registries[settings] = AcrRegistry.from_settings(settings)
+        return registry
+
+
+def _environment_settings(host: str, ca_bundle: str | None) -> tuple[str | bool, dict[str, str]]:
+    """TLS verification and proxies for `host`, as requests would derive them per request.
+
+    An explicit `ca_bundle` wins; else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else the default
+    trust store (certifi). Proxies come from HTTPS_PROXY/HTTP_PROXY unless NO_PROXY covers `host`.
+    """
+    import urllib.request
+
+    verify: str | bool = (
+        ca_bundle
+        or os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or True
+    )
+    proxies = {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https")}
+    if proxies and urllib.request.proxy_bypass(host.rsplit(":", 1)[0]):
+        proxies = {}
+    return verify, proxies

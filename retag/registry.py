@@ -7,7 +7,10 @@ as pure functions over listings.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -132,3 +135,32 @@ class RequestCounter:
     def add(self, kind: str) -> None:
         self.count += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+
+_budget = threading.local()
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Every registry call made by this thread inside the block ends `seconds` from now at the
+    latest, however many calls the block makes (retries, token calls and `Retry-After` included).
+
+    The event path runs in one budget because Event Grid gives up on a delivery after 30 s and
+    sends it again: the whole invocation must end well before that. Budgets nest; the inner one
+    never extends the outer one. Adapters read `budget_deadline()`.
+    """
+    if not seconds > 0:
+        raise ValueError(f"time budget must be positive, got {seconds!r}")
+    outer: float | None = getattr(_budget, "deadline", None)
+    deadline = time.monotonic() + seconds
+    _budget.deadline = deadline if outer is None else min(deadline, outer)
+    try:
+        yield
+    finally:
+        _budget.deadline = outer
+
+
+def budget_deadline() -> float | None:
+    """The `time.monotonic()` by which this thread's registry calls must end, if any."""
+    deadline: float | None = getattr(_budget, "deadline", None)
+    return deadline

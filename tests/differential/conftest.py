@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from emulator import Emulator
 from tests.differential.harness import Target
 from tests.support.distribution import Distribution, distribution
 
@@ -27,15 +26,14 @@ def distribution_target(distribution: Distribution) -> Target:
 
 
 @pytest.fixture(scope="session")
-def emulator_acr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def emulator_acr() -> Iterator[Emulator]:
     """The emulator in anonymous mode (pull and push with an anonymous token, like skopeo does)."""
-    emulator = pytest.importorskip("emulator")
-    with emulator.Emulator(anonymous=True) as acr:
+    with Emulator(anonymous=True) as acr:
         yield acr
 
 
 @pytest.fixture(scope="session")
-def emulator_target(emulator_acr: Any, tmp_path_factory: pytest.TempPathFactory) -> Target:
+def emulator_target(emulator_acr: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Target:
     cert_dir = tmp_path_factory.mktemp("emulator-certs")
     shutil.copyfile(emulator_acr.ca_bundle, cert_dir / "ca.crt")
     return Target(
@@ -48,10 +46,6 @@ def emulator_target(emulator_acr: Any, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def targets(distribution_target: Target, request: pytest.FixtureRequest) -> dict[str, Target]:
+def targets(distribution_target: Target, emulator_target: Target) -> dict[str, Target]:
     """Every registry the differential tests compare: the reference first, then the emulator."""
-    found = {"distribution": distribution_target}
-    # Until the emulator branch is merged, compare the reference with itself only.
-    with contextlib.suppress(pytest.skip.Exception):
-        found["emulator"] = request.getfixturevalue("emulator_target")
-    return found
+    return {"distribution": distribution_target, "emulator": emulator_target}

@@ -1,0 +1,143 @@
+"""`make demo`: the main job end to end, with no Azure account.
+
+1. Start the ACR emulator (HTTPS, ACR token auth) and a stand-in Functions host serving
+   `function_app.app` on loopback; the emulator's Event Grid delivery points at the host's webhook.
+2. Push a small random "app image" to `demo/app:latest` through the real SDK.
+3. The emulator delivers `ImagePushed`; the host decodes it exactly as the Python worker does and
+   calls `on_image_pushed`, which adds `latest_<timestamp>_<digest>` on the same digest.
+4. Push again: a second generated tag appears. Then a push whose event is lost, caught up by
+   reconciliation; then pruning, first as a dry-run plan, then for real.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any, TextIO
+
+REPOSITORY = "demo/app"
+SOURCE_TAG = "latest"
+
+
+def run(out: TextIO = sys.stdout) -> int:
+    from emulator import Emulator
+    from emulator.functions_host import FunctionsHostServer
+
+    _show_outcome_lines(out)
+    started = time.monotonic()
+    with Emulator() as acr:
+        _configure_environment(acr.login_server, acr.ca_bundle)
+        import function_app
+        from retag.acr import AcrRegistry
+
+        registry = AcrRegistry(acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle)
+        with FunctionsHostServer(function_app.app) as host:
+            acr.set_subscribers([host.webhook_url("on_image_pushed")])
+            say = _printer(out)
+            say(f"ACR emulator at {acr.endpoint}; Functions host at {host.url}")
+
+            for attempt in (1, 2):
+                digest = _push_app_image(registry)
+                say(f"\npush #{attempt}: {REPOSITORY}:{SOURCE_TAG} -> {digest}")
+                latency = _wait_for_generated_tag(registry, digest)
+                say(f"generated tag visible {latency * 1000:.0f} ms after the push")
+                _print_tags(registry, out)
+                acr.advance_clock(3600)
+
+            say("\npush #3 with Event Grid delivery switched off (a lost event):")
+            acr.set_subscribers([])
+            digest = _push_app_image(registry)
+            say(f"{REPOSITORY}:{SOURCE_TAG} -> {digest}; no generated tag yet")
+            acr.advance_clock(3600)
+            _reconcile(function_app, out)
+            _print_tags(registry, out)
+
+            acr.advance_clock(8 * 24 * 3600)
+            _prune(function_app, out)
+            _print_tags(registry, out)
+    say(f"\ndemo finished in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _configure_environment(login_server: str, ca_bundle: str) -> None:
+    os.environ.update(
+        {
+            "ACR_LOGIN_SERVER": login_server,
+            "ACR_CREDENTIAL": "anonymous",
+            "ACR_CA_BUNDLE": ca_bundle,
+            "PRUNE_MODE": "delete",
+            "PRUNE_KEEP": "1",
+            "PRUNE_MIN_AGE": "1d",
+            "RECONCILE_MODE": "apply",
+            "RECONCILE_GRACE": "15m",
+        }
+    )
+
+
+class _NotAuthLevelNoise(logging.Filter):
+    """azure-functions warns that HTTP auth levels do not apply to an app without HTTP triggers
+    (the worker logs the same); it says nothing about this demo."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Auth level is not applied")
+
+
+def _show_outcome_lines(out: TextIO) -> None:
+    """Print the Function's outcome lines (logger `retag`) as the host would log them."""
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("  [%(levelname)s] %(message)s"))
+    handler.addFilter(_NotAuthLevelNoise())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("retag").setLevel(logging.INFO)
+
+
+def _printer(out: TextIO) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    return say
+
+
+def _push_app_image(registry: Any) -> str:
+    config = (
+        b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},'
+        b'"config":{"Labels":{"build":"' + secrets.token_hex(8).encode() + b'"}}}'
+    )
+    layer = secrets.token_bytes(512)
+    digest: str = registry.push_image(REPOSITORY, SOURCE_TAG, config, [layer])
+    return digest
+
+
+def _wait_for_generated_tag(registry: Any, digest: str, timeout: float = 10.0) -> float:
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        tags = [t.name for t in registry.list_tags(REPOSITORY, digest=digest)]
+        if any(name != SOURCE_TAG for name in tags):
+            return time.monotonic() - started
+        time.sleep(0.005)
+    raise RuntimeError(f"no generated tag appeared on {digest} within {timeout} s")
+
+
+def _print_tags(registry: Any, out: TextIO) -> None:
+    tags = sorted(registry.list_tags(REPOSITORY), key=lambda t: (t.last_updated_on, t.name))
+    print(f"\n  {'TAG':<36} {'DIGEST':<20} UPDATED (UTC)", file=out)
+    for tag in tags:
+        short = tag.digest.removeprefix("sha256:")[:12]
+        when = tag.last_updated_on.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"  {tag.name:<36} sha256:{short:<13} {when}", file=out)
+
+
+def _reconcile(function_app: Any, out: TextIO) -> None:
+    print("\nreconcile (what the reconcile_tags timer runs):", file=out)
+
+
+def _prune(function_app: Any, out: TextIO) -> None:
+    print("\nprune (what the prune_tags timer runs):", file=out)

@@ -1,0 +1,63 @@
+"""Fixtures for the ACR adapter tests: a fresh emulator per test (cheap: ~0.2 s), adapters."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+from retag.acr import AcrRegistry
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def acr() -> Iterator[Emulator]:
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def registry(acr: Emulator) -> Iterator[AcrRegistry]:
+    adapter = AcrRegistry(
+        acr.login_server,
+        credential="anonymous",
+        ca_bundle=acr.ca_bundle,
+        retry_backoff_factor=0.01,
+    )
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture
+def repo() -> str:
+    return f"team{next(_counter)}/app"
+
+
+def logged(acr: Emulator, expected: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The emulator's request log once it holds `expected` entries (it records each entry just
+    after answering, so the last one can lag the client by a moment)."""
+    deadline = time.monotonic() + timeout
+    entries = acr.requests()
+    while len(entries) < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+        entries = acr.requests()
+    time.sleep(0.05)  # and nothing more arrives
+    return acr.requests()
+
+
+def clear(acr: Emulator) -> None:
+    """Empty the request log once the previous answers are all recorded (see `logged`)."""
+    count = -1
+    while count != len(acr.requests()):
+        count = len(acr.requests())
+        time.sleep(0.05)
+    acr.clear_requests()
+
+
+def summary(entries: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    return [(e["method"], e["path"], e["status"]) for e in entries]

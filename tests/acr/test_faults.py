@@ -1,0 +1,231 @@
+"""Fault mapping and time bounds of `AcrRegistry` (emulator fault injection, real SDK retries).
+
+Durations are only bounded from above with generous slack (the machine is shared); lower bounds
+are used where a sleep guarantees them (Retry-After).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulator import Emulator
+from retag.acr import AcrRegistry
+from retag.registry import TransientRegistryError
+from tests.acr.conftest import clear, logged
+from tests.support import images
+
+SLACK = 1.5  # seconds of scheduling noise we tolerate on a loaded 2-core machine
+
+
+def seed_for(outcomes: list[bool], rate: float) -> int:
+    """A seed for which the emulator's fault draws (one `random()` per request) fail exactly the
+    requests marked True: deterministic fault sequences instead of flaky probabilities."""
+    for seed in range(100_000):
+        draws = random.Random(seed)
+        if all((draws.random() < rate) == fail for fail in outcomes):
+            return seed
+    raise AssertionError("no seed found")
+
+
+@pytest.fixture
+def warm(acr: Emulator, repo: str) -> Iterator[tuple[AcrRegistry, images.Image]]:
+    """An adapter with its pull token cached, so faults hit the registry call itself."""
+    image = images.oci_image(seed=1)
+    images.push_image(acr.endpoint, repo, image, "latest", verify=acr.ca_bundle)
+    registry = AcrRegistry(
+        acr.login_server,
+        credential="anonymous",
+        ca_bundle=acr.ca_bundle,
+        retry_total=3,
+        retry_backoff_factor=0.01,
+        read_timeout=2.0,
+        deadline_seconds=5.0,
+    )
+    registry.get_manifest(repo, image.digest)
+    clear(acr)
+    yield registry, image
+    acr.clear_faults()
+    registry.close()
+
+
+def test_503_is_retried_then_transient_after_the_budget(
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str
+) -> None:
+    registry, image = warm
+    acr.set_faults(error_rate=1.0, error_status=503)
+    before = registry.requests_made
+    with pytest.raises(TransientRegistryError, match="503"):
+        registry.get_manifest(repo, image.digest)
+    assert registry.requests_made - before == 4  # 1 + retry_total
+    assert [e["status"] for e in logged(acr, 4)] == [503] * 4
+
+
+def test_503_then_success(acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str) -> None:
+    registry, image = warm
+    acr.set_faults(error_rate=0.5, error_status=503, seed=seed_for([True, False], 0.5))
+    assert registry.get_manifest(repo, image.digest).digest == image.digest
+    assert [e["status"] for e in logged(acr, 2)] == [503, 200]
+
+
+def test_put_retried_after_503_resends_the_same_bytes(
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str
+) -> None:
+    registry, image = warm
+    manifest = registry.get_manifest(repo, image.digest)
+    registry.put_manifest(repo, manifest, "warm-push-token")
+    clear(acr)
+    acr.set_faults(error_rate=0.5, error_status=500, seed=seed_for([True, True, False], 0.5))
+    assert registry.put_manifest(repo, manifest, "after-faults") == image.digest
+    assert [e["status"] for e in logged(acr, 3)] == [500, 500, 201]
+    assert acr.tag_digest(repo, "after-faults") == image.digest
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 504])
+def test_retryable_statuses_are_transient(
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str, status: int
+) -> None:
+    registry, _ = warm
+    acr.set_faults(error_rate=1.0, error_status=status)
+    with pytest.raises(TransientRegistryError, match=str(status)):
+        registry.get_tag(repo, "latest")
+
+
+def test_429_retry_after_is_honoured(
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str
+) -> None:
+    registry, image = warm
+    acr.set_faults(rate_limit_per_second=1.0)
+    registry.get_manifest(repo, image.digest)  # uses the one request of this second
+    started = time.monotonic()
+    registry.get_manifest(repo, image.digest)  # 429 Retry-After: 1, then success
+    elapsed = time.monotonic() - started
+    entries = logged(acr, 3)
+    assert [e["status"] for e in entries] == [200, 429, 200]
+    assert elapsed >= 0.95  # slept for Retry-After rather than hammering the registry
+
+
+def test_retry_after_beyond_the_deadline_gives_up_at_once(acr: Emulator, repo: str) -> None:
+    image = images.oci_image(seed=2)
+    images.push_image(acr.endpoint, repo, image, "latest", verify=acr.ca_bundle)
+    registry = AcrRegistry(
+        acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle, deadline_seconds=0.8
+    )
+    registry.get_manifest(repo, image.digest)
+    acr.set_faults(rate_limit_per_second=0.2)  # one request per 5 s
+    registry.get_manifest(repo, image.digest)  # empties the bucket
+    clear(acr)
+    started = time.monotonic()
+    with pytest.raises(TransientRegistryError, match="retry after") as caught:
+        registry.get_manifest(repo, image.digest)
+    assert time.monotonic() - started < 0.8 + SLACK
+    assert re.search(r"retry after [45]\.\d s", str(caught.value))  # Retry-After: 5 (or 4)
+    assert "deadline" in str(caught.value)
+    assert [e["status"] for e in logged(acr, 1)] == [429]  # and not retried before Retry-After
+    registry.close()
+
+
+def test_hung_registry_never_exceeds_the_deadline(acr: Emulator, repo: str) -> None:
+    image = images.oci_image(seed=3)
+    images.push_image(acr.endpoint, repo, image, "latest", verify=acr.ca_bundle)
+    registry = AcrRegistry(
+        acr.login_server,
+        credential="anonymous",
+        ca_bundle=acr.ca_bundle,
+        read_timeout=5.0,  # longer than the deadline: the deadline must cut it short
+        deadline_seconds=1.0,
+        retry_total=3,
+        retry_backoff_factor=0.01,
+    )
+    registry.get_manifest(repo, image.digest)
+    acr.set_faults(latency_ms=4000)
+    started = time.monotonic()
+    with pytest.raises(TransientRegistryError, match=r"timed out|deadline|timeout"):
+        registry.get_manifest(repo, image.digest)
+    assert time.monotonic() - started < 1.0 + SLACK
+    registry.close()
+
+
+def test_latency_beyond_read_timeout_is_retried_then_transient(acr: Emulator, repo: str) -> None:
+    image = images.oci_image(seed=4)
+    images.push_image(acr.endpoint, repo, image, "latest", verify=acr.ca_bundle)
+    registry = AcrRegistry(
+        acr.login_server,
+        credential="anonymous",
+        ca_bundle=acr.ca_bundle,
+        read_timeout=0.3,
+        deadline_seconds=10.0,
+        retry_total=2,
+        retry_backoff_factor=0.01,
+    )
+    registry.get_manifest(repo, image.digest)
+    acr.set_faults(latency_ms=1500)
+    before = registry.requests_made
+    started = time.monotonic()
+    with pytest.raises(TransientRegistryError):
+        registry.get_manifest(repo, image.digest)
+    assert registry.requests_made - before == 3  # each attempt timed out after 0.3 s
+    assert time.monotonic() - started < 3 * 0.3 + SLACK
+    registry.close()
+
+
+def test_connection_reset_is_transient(
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str
+) -> None:
+    registry, image = warm
+    acr.set_faults(reset_rate=1.0)
+    before = registry.requests_made
+    with pytest.raises(TransientRegistryError):
+        registry.get_manifest(repo, image.digest)
+    assert registry.requests_made - before == 4
+    acr.clear_faults()
+    assert registry.get_manifest(repo, image.digest).digest == image.digest
+
+
+def test_token_endpoint_failures_are_retried_and_transient(acr: Emulator, repo: str) -> None:
+    image = images.oci_image(seed=5)
+    images.push_image(acr.endpoint, repo, image, "latest", verify=acr.ca_bundle)
+    registry = AcrRegistry(
+        acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle, retry_backoff_factor=0.01
+    )
+    clear(acr)
+    # Every request fails with 503 once the first (the unauthenticated GET) got its challenge.
+    acr.set_faults(
+        error_rate=0.5, include_auth=True, seed=seed_for([False, True, True, True, True], 0.5)
+    )
+    with pytest.raises(TransientRegistryError, match="503"):
+        registry.get_manifest(repo, image.digest)
+    entries = logged(acr, 5)
+    assert [(e["path"].rsplit("/", 1)[-1], e["status"]) for e in entries] == [
+        (image.digest, 401),
+        ("token", 503),
+        ("token", 503),
+        ("token", 503),
+        ("token", 503),
+    ]
+    acr.clear_faults()
+    assert registry.get_manifest(repo, image.digest).digest == image.digest
+    registry.close()
+
+
+def test_unreachable_registry_is_transient(tmp_path: Path) -> None:
+    with Emulator() as acr:
+        login_server = acr.login_server
+        ca_bundle = str(shutil.copy(acr.ca_bundle, tmp_path / "ca.pem"))
+        registry = AcrRegistry(
+            login_server,
+            credential="anonymous",
+            ca_bundle=ca_bundle,
+            retry_total=1,
+            retry_backoff_factor=0.01,
+        )
+    # the emulator is gone: connection refused on every attempt
+    with pytest.raises(TransientRegistryError):
+        registry.get_tag("app", "latest")
+    registry.close()
