@@ -9,8 +9,8 @@
    tags deleted, requests per deleted tag (listings, token calls and 429 retries included).
 2. Memory: a registry of MEMORY_REPOS x MEMORY_TAGS (default 20 x 5,000 = 100,000 tags) is
    planned in dry-run by a child process (so the in-process emulator's own memory does not count)
-   that prints its peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`), once keeping every item
-   for the `--json` report and once keeping summaries only (what the timer does).
+   that prints its peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`, and VmHWM): once as
+   `python -m retag prune --json` (every item with its reason) and once as the timer.
 
 Content is real (images pushed over /v2); the many tags are added straight into the emulator's
 store (its Python objects) because pushing 100,000 tags over HTTP would only measure the seeding.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.common import report, table
 from emulator import Emulator
 from emulator.store import TagRecord
 from retag.acr import AcrRegistry
@@ -110,14 +110,14 @@ def throughput(repos: int, tags: int) -> dict[str, object]:
             acr.set_faults(latency_ms=LATENCY_MS, rate_limit_per_second=RATE_LIMIT)
             acr.clear_requests()
             started = time.perf_counter()
-            report = prune_registry(
+            outcome = prune_registry(
                 reg, policy(), mode="delete", concurrency=CONCURRENCY, keep_items=False
             )
             elapsed = time.perf_counter() - started
             acr.clear_faults()
         log = acr.requests()
         lost = sum(len(p - surviving(acr, name)) for name, p in protected.items())
-        totals = report.totals()
+        totals = outcome.totals()
         deleted = totals["deleted_tags"]
         return {
             "repositories": repos,
@@ -210,8 +210,8 @@ def child() -> None:
         with AcrRegistry(
             order["login_server"], credential="anonymous", ca_bundle=order["ca_bundle"]
         ) as reg:
-            report = run_scheduled_prune(load_settings(env), reg, past_due=False, log=lines.append)
-        planned = report.totals()["deleted_tags"]
+            result = run_scheduled_prune(load_settings(env), reg, past_due=False, log=lines.append)
+        planned = result.totals()["deleted_tags"]
     elapsed = time.perf_counter() - started
     print(
         json.dumps(
@@ -224,20 +224,6 @@ def child() -> None:
             }
         )
     )
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return (
-        f"Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; measured {datetime.now(UTC):%Y-%m-%d}."
-    )
-
-
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
@@ -289,14 +275,14 @@ def main(argv: list[str]) -> int:
             "< 150 MB",
         ],
     ]
-    print(f"## Prune\n\n{machine()}\n")
-    print(table(["measure", "result", "target"], rows))
-    print(
-        "\nOne run in delete mode through `retag.acr.AcrRegistry` against the emulator's token "
+    report(
+        "Prune",
+        table(["measure", "result", "target"], rows),
+        "One run in delete mode through `retag.acr.AcrRegistry` against the emulator's token "
         "bucket; throttled deletions are retried (the adapter honours `Retry-After`, the "
         "executor backs off), never failed. Requests are counted by the emulator (listing pages, "
         "token calls and 429 answers included). Memory is measured in a child process that only "
-        "runs the prune, planning every repository in turn.\n"
+        "runs the prune, planning every repository in turn.",
     )
     return 0
 
