@@ -13,6 +13,7 @@ stderr only when stderr is a terminal. Exit codes: 0 ok, 1 a deletion (or a list
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
     from retag.config import Settings
-    from retag.prune import PruneReport
+    from retag.prune import PruneReport, RepositoryResult
     from retag.pruner import Progress
     from retag.registry import Registry
 
@@ -194,19 +195,23 @@ def run_prune(
             print(f"acr-retag: error: registry: {exc}", file=err)
             return EXIT_USAGE
         registry = owned
+    as_json = bool(getattr(args, "json", False))
+    stream = _JsonStream(out) if as_json else None
     try:
-        report = _run(settings, registry, err)
+        report = _run(settings, registry, err, stream)
     finally:
         if owned is not None:
             owned.close()
-    if getattr(args, "json", False):
-        print(report.to_json(), file=out)
+    if stream is not None:
+        stream.finish(report)
     else:
         print(report.render_table(), end="", file=out)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _run(settings: Settings, registry: Registry, err: TextIO) -> PruneReport:
+def _run(
+    settings: Settings, registry: Registry, err: TextIO, stream: _JsonStream | None
+) -> PruneReport:
     from retag.prune import PrunePolicy
     from retag.pruner import prune_registry
 
@@ -222,10 +227,31 @@ def _run(settings: Settings, registry: Registry, err: TextIO) -> PruneReport:
             concurrency=prune.concurrency,
             max_duration=prune.max_duration,
             progress=progress,
+            on_repository=stream,
+            keep_items=False,
         )
     finally:
         if progress is not None:
             progress.close()
+
+
+class _JsonStream:
+    """`--json` written as the run goes: one repository (every item with its reason) per line,
+    then the run's totals. Memory stays bounded by the largest repository."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.count = 0
+        out.write('{"repositories": [')
+
+    def __call__(self, result: RepositoryResult) -> None:
+        self.out.write(("," if self.count else "") + "\n  " + json.dumps(result.to_dict()))
+        self.count += 1
+
+    def finish(self, report: PruneReport) -> None:
+        rest = report.to_dict()
+        del rest["repositories"]
+        self.out.write("\n], " + json.dumps(rest, indent=2)[1:].lstrip() + "\n")
 
 
 def _isatty(stream: TextIO) -> bool:

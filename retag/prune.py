@@ -271,6 +271,12 @@ def plan_repository(
         raise ValueError("now must be timezone-aware")
     kept: list[Kept] = []
     deletions: list[Deletion] = []
+    # Many tags share a digest but each listing entry carries its own copy of the string: the
+    # plan keeps one copy per digest (memory on registries with 100,000s of tags).
+    canonical: dict[str, str] = {}
+
+    def shared(digest: str) -> str:
+        return canonical.setdefault(digest, digest)
 
     # A tag listed twice with different digests moved while we paged: keep it, trust nothing.
     by_name: dict[str, TagInfo] = {}
@@ -306,13 +312,13 @@ def plan_repository(
     candidates: list[TagInfo] = []
     for name, tag in by_name.items():
         if name in policy.source_tags:
-            kept.append(Kept("tag", name, tag.digest, KeepReason.SOURCE_TAG))
+            kept.append(Kept("tag", name, shared(tag.digest), KeepReason.SOURCE_TAG))
         elif tag.digest in source_digests:
-            kept.append(Kept("tag", name, tag.digest, KeepReason.ON_SOURCE_DIGEST))
+            kept.append(Kept("tag", name, shared(tag.digest), KeepReason.ON_SOURCE_DIGEST))
         elif name in conflicting:
-            kept.append(Kept("tag", name, tag.digest, KeepReason.INCONSISTENT_LISTING))
+            kept.append(Kept("tag", name, shared(tag.digest), KeepReason.INCONSISTENT_LISTING))
         elif not policy.is_candidate(name):
-            kept.append(Kept("tag", name, tag.digest, KeepReason.NOT_A_CANDIDATE))
+            kept.append(Kept("tag", name, shared(tag.digest), KeepReason.NOT_A_CANDIDATE))
         else:
             candidates.append(tag)
 
@@ -334,10 +340,12 @@ def plan_repository(
         if reason is None:
             expired.append(tag)
         else:
-            kept.append(Kept("tag", tag.name, tag.digest, reason))
+            kept.append(Kept("tag", tag.name, shared(tag.digest), reason))
     expired.sort(key=_newest_key)  # oldest first: a time-boxed run removes the oldest garbage
     deleted_tags = {(tag.name, tag.digest) for tag in expired}
-    deletions.extend(Deletion("tag", t.name, t.digest, DeleteReason.EXPIRED) for t in expired)
+    deletions.extend(
+        Deletion("tag", t.name, shared(t.digest), DeleteReason.EXPIRED) for t in expired
+    )
 
     if manifests is not None:
         kept_manifests, manifest_deletions = _plan_manifests(
@@ -488,6 +496,8 @@ class RepositoryResult:
     """Listing failed: nothing was planned or deleted here."""
     requests: int = 0
     """HTTP requests this repository cost (listings, deletions, re-reads; retries included)."""
+    kept_summary: tuple[tuple[str, int], ...] | None = None
+    """Set by `summarised()`: the kept counts by reason once `kept` holds only the locked items."""
 
     @property
     def kept_by_reason(self) -> dict[KeepReason, list[Kept]]:
@@ -503,6 +513,8 @@ class RepositoryResult:
         return not self.failed and self.error is None
 
     def kept_counts(self) -> dict[str, int]:
+        if self.kept_summary is not None:
+            return dict(self.kept_summary)
         counts: dict[str, int] = {}
         for item in self.kept:
             counts[item.reason.value] = counts.get(item.reason.value, 0) + 1
@@ -512,7 +524,7 @@ class RepositoryResult:
         return {
             "deleted_tags": sum(1 for d in self.deleted if d.kind == "tag"),
             "deleted_manifests": sum(1 for d in self.deleted if d.kind == "manifest"),
-            "kept": len(self.kept),
+            "kept": sum(self.kept_counts().values()),
             "locked": len(self.locked),
             "failed": len(self.failed),
             "remaining": len(self.remaining),
@@ -546,8 +558,15 @@ class RepositoryResult:
         return line
 
     def summarised(self) -> RepositoryResult:
-        """A copy without per-item detail for kept items (the bulk of a big repository)."""
-        return replace(self, kept=tuple(k for k in self.kept if k.reason.is_lock))
+        """A copy without the per-item list of kept items (the bulk of a big repository), its
+        counts preserved; locked items, deletions, failures and remaining items stay."""
+        if self.kept_summary is not None:
+            return self
+        return replace(
+            self,
+            kept=tuple(k for k in self.kept if k.reason.is_lock),
+            kept_summary=tuple(self.kept_counts().items()),
+        )
 
 
 @dataclass

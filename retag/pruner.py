@@ -171,7 +171,6 @@ class _Runner:
         now: Callable[[], datetime],
         progress: Callable[[Progress], None] | None,
         max_attempts: int,
-        keep_items: bool,
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -183,7 +182,6 @@ class _Runner:
         self.now = now
         self.progress = progress
         self.max_attempts = max_attempts
-        self.keep_items = keep_items
         self.limiter = AdaptiveLimiter(concurrency, clock)
         self.started = clock()
         self.deleted_total = 0
@@ -292,7 +290,7 @@ class _Runner:
         order = {(d.kind, d.name): i for i, d in enumerate(plan.deletions)}
         run.deleted.sort(key=lambda d: order[d.kind, d.name])
         run.failed.sort(key=lambda f: order[f.item.kind, f.item.name])
-        result = RepositoryResult(
+        return RepositoryResult(
             repository,
             deleted=tuple(run.deleted),
             kept=tuple(run.kept),
@@ -300,7 +298,6 @@ class _Runner:
             remaining=tuple(run.remaining),
             requests=self.registry.requests_made - before,
         )
-        return result if self.keep_items else result.summarised()
 
     # -- deleting ----------------------------------------------------------------------------
 
@@ -468,9 +465,10 @@ def prune_registry(
 
     `now` is the wall clock ages are measured against (a datetime, or a callable read once per
     repository; default: the system clock, UTC). `clock`/`sleep` drive the time box and back-off.
-    `on_repository` is called with each repository's result as soon as it is done.
-    `keep_items=False` keeps only deleted, locked, failed and remaining items in the report
-    (constant memory on huge registries when only summaries are needed).
+    `on_repository` is called with each repository's full result as soon as it is done.
+    `keep_items=False` keeps, per repository, only counts and the deleted, locked, failed and
+    remaining items in the report: memory stays bounded by the largest repository (the timer,
+    the CLI table, and the CLI's `--json`, which streams each repository through `on_repository`).
     """
     if mode not in ("dry-run", "delete"):
         raise ValueError(f"mode must be 'dry-run' or 'delete', got {mode!r}")
@@ -496,7 +494,6 @@ def prune_registry(
         now=read_now,
         progress=progress,
         max_attempts=max_attempts,
-        keep_items=keep_items,
     )
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="prune") as pool:
         try:
@@ -507,10 +504,10 @@ def prune_registry(
                     report.unvisited.append(repository)
                     continue
                 result = runner.prune_repository(pool, repository)
-                report.repositories.append(result)
                 runner.repositories_done += 1
                 if on_repository is not None:
-                    on_repository(result)
+                    on_repository(result)  # every item, before the report keeps only summaries
+                report.repositories.append(result if keep_items else result.summarised())
         except RegistryError as exc:
             report.catalog_error = f"listing repositories failed: {_describe(exc)}"
     report.timed_out = runner.timed_out
