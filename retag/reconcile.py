@@ -224,17 +224,23 @@ class RepositoryResult:
         }
 
     def log_line(self) -> str:
-        """One structured line: `reconcile repository=... status=... source=... tag=...`."""
-        parts = [f"reconcile repository={self.repository}", f"status={self.status}"]
-        for source in self.sources:
-            if source.status in ("absent", "in-sync") and self.status != "in-sync":
-                continue
-            parts.append(f"source={source.source_tag}")
-            if source.digest:
-                parts.append(f"digest={source.digest}")
-            if source.tag:
-                parts.append(f"tag={source.tag}")
-        parts.append(f"reason={json.dumps(self.reason)}")
+        """`acr-retag reconcile status=... repository=... source_tag=... digest=... tag=...
+        reason="..."`, like the event path's outcome line; the source tag shown is the one that
+        decided the status."""
+        shown = next(
+            (s for s in self.sources if s.status == self.status),
+            next((s for s in self.sources if s.status != "absent"), None),
+        )
+        parts = [
+            "acr-retag reconcile",
+            f"status={self.status}",
+            f"repository={_field(self.repository)}",
+            f"source_tag={_field(shown.source_tag if shown else None)}",
+            f"digest={_field(shown.digest if shown else None)}",
+            f"tag={_field(shown.tag if shown else None)}",
+            f"duration_ms={self.duration_ms}",
+            f"reason={json.dumps(self.reason)}",
+        ]
         return " ".join(parts)
 
 
@@ -252,7 +258,10 @@ class ReconcileReport:
     """HTTP requests the registry adapter sent during the run (token requests included)."""
     duration_s: float = 0.0
     error: str | None = None
-    """Set when the catalog itself could not be listed to the end."""
+    """Set when the catalog itself could not be listed to the end (a failure: exit code 1)."""
+    unlisted: str | None = None
+    """Set when, after the time box was over, the rest of the catalog could not be listed: the
+    repositories after the last one listed are not in the report (the next run covers them)."""
 
     @property
     def counts(self) -> dict[RepositoryStatus, int]:
@@ -269,12 +278,17 @@ class ReconcileReport:
     @property
     def complete(self) -> bool:
         """Every repository in scope was reached (no time-box stop, no catalog error)."""
-        return self.error is None and not any(r.status == "not-reached" for r in self.repositories)
+        return (
+            self.error is None
+            and self.unlisted is None
+            and not any(r.status == "not-reached" for r in self.repositories)
+        )
 
     def summary_line(self) -> str:
         counts = self.counts
         parts = [
-            f"reconcile summary mode={self.mode}",
+            "acr-retag reconcile-summary",
+            f"mode={self.mode}",
             f"repositories={len(self.repositories)}",
             *(f"{status}={count}" for status, count in counts.items()),
             f"excluded={self.excluded}",
@@ -284,6 +298,8 @@ class ReconcileReport:
         ]
         if self.error:
             parts.append(f"error={json.dumps(self.error)}")
+        if self.unlisted:
+            parts.append(f"unlisted={json.dumps(self.unlisted)}")
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -294,6 +310,7 @@ class ReconcileReport:
             "duration_s": round(self.duration_s, 3),
             "complete": self.complete,
             "error": self.error,
+            "unlisted": self.unlisted,
             "requests": self.requests,
             "summary": {
                 "repositories": len(self.repositories),
@@ -355,6 +372,7 @@ def reconcile_registry(
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     retry_delay: float = 1.0,
+    max_retry_delay: float = 30.0,
     max_attempts: int = 5,
 ) -> ReconcileReport:
     """Reconcile every repository in scope; never raises for registry errors (see the report).
@@ -364,7 +382,9 @@ def reconcile_registry(
     `list_tags(digest=...)`; in apply mode one `add_generated_tag` when the tag is missing.
     `now` (default: the current time) is the reference for the grace period. Repositories run on
     `concurrency` threads; `TransientRegistryError` (after the adapter's own retries) is retried
-    with exponential back-off from `retry_delay` up to `max_attempts`, within the time box. No
+    with exponential back-off (from `retry_delay`, at most `max_retry_delay`, jittered) up to
+    `max_attempts`, within the time box; the pause is shared, so while the registry throttles
+    every worker slows down, not only the one that was refused. No
     repository starts after `max_duration`: the rest are reported `not-reached`.
     """
     if concurrency < 1:
@@ -378,6 +398,7 @@ def reconcile_registry(
         monotonic=monotonic,
         sleep=sleep,
         retry_delay=retry_delay,
+        max_retry_delay=max_retry_delay,
         max_attempts=max_attempts,
         deadline=monotonic() + max_duration.total_seconds(),
     )
@@ -394,9 +415,13 @@ class _Engine:
     monotonic: Callable[[], float]
     sleep: Callable[[float], None]
     retry_delay: float
+    max_retry_delay: float
     max_attempts: int
     deadline: float
     _random: random.Random = field(default_factory=random.Random)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _resume_at: float = 0.0
+    """Shared back-off: no attempt starts before this (monotonic) time."""
 
     def in_scope(self, repository: str) -> bool:
         if not self.settings.retag.in_scope(repository):
@@ -434,8 +459,15 @@ class _Engine:
                     future = pool.submit(self.repository, repository)
                     future.add_done_callback(lambda _: slots.release())
                     entries.append(future)
-            except RegistryError as error:
-                report.error = f"listing repositories failed: {_describe(error)}"
+            except Exception as error:  # the report says what happened; the run never crashes
+                if stopped:
+                    # The time box is over anyway: repositories not listed yet are simply not
+                    # reached, which the next run covers.
+                    report.unlisted = f"catalog listing stopped: {_describe(error)}"
+                else:
+                    if not isinstance(error, RegistryError):
+                        _logger.exception("listing repositories failed unexpectedly")
+                    report.error = f"listing repositories failed: {_describe(error)}"
         report.repositories = [
             entry.result() if isinstance(entry, Future) else entry for entry in entries
         ]
@@ -460,14 +492,28 @@ class _Engine:
                     raise
 
     def _backoff(self, attempt: int) -> bool:
-        """Sleep before retry `attempt + 1`; False when out of attempts or of time."""
+        """Pause before retry `attempt + 1`; False when out of attempts or of time."""
         if attempt >= self.max_attempts:
             return False
-        delay = self.retry_delay * 2 ** (attempt - 1) * (1 + self._random.random() / 2)
-        if self.monotonic() + delay >= self.deadline:
+        delay = min(self.max_retry_delay, self.retry_delay * 2 ** (attempt - 1))
+        delay *= 1 + self._random.random() / 2
+        now = self.monotonic()
+        if now + delay >= self.deadline:
             return False
-        self.sleep(delay)
+        with self._lock:
+            self._resume_at = max(self._resume_at, now + delay)
+        self._pace()
         return True
+
+    def _pace(self) -> None:
+        """Wait out the shared back-off (never past the deadline)."""
+        while True:
+            with self._lock:
+                resume_at = self._resume_at
+            wait = min(resume_at, self.deadline) - self.monotonic()
+            if wait <= 0:
+                return
+            self.sleep(wait)
 
     def repository(self, repository: str) -> RepositoryResult:
         started = self.monotonic()
@@ -481,6 +527,7 @@ class _Engine:
         attempt = 0
         while True:
             attempt += 1
+            self._pace()
             try:
                 result = self._source(repository, source_tag)
             except TransientRegistryError as error:
@@ -585,16 +632,24 @@ def run_scheduled_reconcile(
     settings: Settings,
     registry_factory: Callable[[], Registry],
     *,
-    log: logging.Logger,
+    log: logging.Logger | Callable[[str], None],
+    past_due: bool = False,
     now: datetime | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     max_duration: timedelta = DEFAULT_MAX_DURATION,
 ) -> ReconcileReport | None:
-    """One scheduled run honouring RECONCILE_MODE (`off` returns None without touching the
-    registry). Logs one line per repository that is not in sync and one summary line."""
+    """The `reconcile_tags` timer: one run honouring RECONCILE_MODE (`off` returns None without
+    building the registry). Logs one line per repository that is not in sync (tagged, would-tag,
+    skipped, failed) and one summary line. `log` is a Logger (warnings for skipped, errors for
+    failed) or any callable taking a line."""
     mode = settings.reconcile.mode
+    late = " past_due=true" if past_due else ""
     if mode == "off":
-        log.info("reconcile summary mode=off: RECONCILE_MODE=off, nothing checked")
+        _emit(
+            log,
+            logging.INFO,
+            f'acr-retag reconcile-summary mode=off{late} reason="RECONCILE_MODE=off"',
+        )
         return None
     report = reconcile_registry(
         registry_factory(),
@@ -604,22 +659,27 @@ def run_scheduled_reconcile(
         max_duration=max_duration,
         now=now,
     )
+    levels = {"failed": logging.ERROR, "skipped": logging.WARNING}
     for result in report.repositories:
-        if result.status in ("failed", "skipped"):
-            log.warning(result.log_line())
-        elif result.status in ("tagged", "would-tag"):
-            log.info(result.log_line())
-    if report.failed:
-        log.error(report.summary_line())
-    else:
-        log.info(report.summary_line())
+        if result.status in ("tagged", "would-tag", "skipped", "failed"):
+            _emit(log, levels.get(result.status, logging.INFO), result.log_line())
+    summary = report.summary_line() + late
+    _emit(log, logging.ERROR if report.failed else logging.INFO, summary)
     return report
+
+
+def _emit(log: logging.Logger | Callable[[str], None], level: int, line: str) -> None:
+    if isinstance(log, logging.Logger):
+        log.log(level, line)
+    else:
+        log(line)
 
 
 def add_reconcile_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add `reconcile` to the CLI's subcommands; dispatch the parsed args to `run_reconcile`."""
+    """Add `reconcile` to the CLI's subcommands and return its parser; the caller dispatches the
+    parsed args to `run_reconcile` (retag.cli sets its own handler)."""
     parser = subparsers.add_parser(
         "reconcile",
         help="give every source tag's digest a generated tag (catch up missed events)",
@@ -660,7 +720,6 @@ def add_reconcile_parser(
         default=DEFAULT_MAX_DURATION,
         help="stop starting repositories after this long, e.g. 90s, 10m (default 8m)",
     )
-    parser.set_defaults(handler=run_reconcile)
     return parser
 
 
@@ -686,27 +745,27 @@ def run_reconcile(
     except SettingsError as error:
         print(f"error: {error}", file=err)
         return 2
+    owned = None
     if registry is None:
         from retag.acr import AcrRegistry
 
         try:
-            registry = AcrRegistry(
-                resolved.registry.login_server,
-                credential=resolved.registry.credential,
-                audience=resolved.registry.audience,
-                ca_bundle=resolved.registry.ca_bundle,
-            )
+            registry = owned = AcrRegistry.from_settings(resolved.registry)
         except (RegistryError, ValueError) as error:
             print(f"error: {error}", file=err)
             return 2
-    report = reconcile_registry(
-        registry,
-        resolved,
-        mode="dry-run" if args.dry_run else "apply",
-        repository_filter=args.repository,
-        concurrency=args.concurrency,
-        max_duration=args.max_duration,
-    )
+    try:
+        report = reconcile_registry(
+            registry,
+            resolved,
+            mode="dry-run" if args.dry_run else "apply",
+            repository_filter=args.repository,
+            concurrency=args.concurrency,
+            max_duration=args.max_duration,
+        )
+    finally:
+        if owned is not None:
+            owned.close()
     print(report.to_json() if args.json else report.render_table(), file=out)
     if args.json:
         print(report.summary_line(), file=err)
@@ -770,6 +829,15 @@ def _format_age(age: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts)
+
+
+def _field(value: str | None) -> str:
+    if value is None:
+        return "-"
+    return value if _PLAIN.fullmatch(value) else json.dumps(value)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._:/@+-]+")
 
 
 def _describe(error: BaseException) -> str:
