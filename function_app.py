@@ -93,6 +93,17 @@ def on_image_pushed(event: func.EventGridEvent) -> None:
         handle_event(event_envelope(event), settings(), registry)
 
 
+@app.function_name("prune_tags")
+@app.timer_trigger(
+    arg_name="timer", schedule="%PRUNE_SCHEDULE%", run_on_startup=False, use_monitor=True
+)
+def prune_tags(timer: func.TimerRequest) -> None:
+    """Deletes old generated tags per PRUNE_MODE (dry-run by default); protected items never."""
+    from retag.prune import run_scheduled_prune
+
+    run_scheduled_prune(settings(), registry, past_due=timer.past_due, log=log.info)
+
+
 @app.function_name("reconcile_tags")
 @app.timer_trigger(
     arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True
