@@ -140,4 +140,13 @@ def _print_tags(registry: Any, out: TextIO) -> None:
 
 
 def _prune(out: TextIO) -> None:
-    print("\nprune (what the prune_tags timer runs):", file=out)
+    """`python -m retag prune` as an operator would run it: the plan first, then for real."""
+    from retag.cli import main as retag_cli
+
+    policy = ["--keep", "1", "--min-age", "30m"]
+    print("\n$ python -m retag prune --keep 1 --min-age 30m        # dry run: the plan", file=out)
+    if retag_cli(["prune", *policy]) != 0:
+        raise RuntimeError("prune dry run failed")
+    print("\n$ python -m retag prune --keep 1 --min-age 30m --mode delete", file=out)
+    if retag_cli(["prune", *policy, "--mode", "delete"]) != 0:
+        raise RuntimeError("prune failed")

@@ -687,11 +687,23 @@ class PruneReport:
                 " repositories left for the next run"
             )
         out.append(summary)
+        verb = "would delete" if self.mode == "dry-run" else "deleted"
         for r in self.repositories:
+            out.extend(
+                f"{verb}: {r.repository} {d.kind} {d.name} ({_short(d.digest)}; {d.reason.value})"
+                for d in r.deleted
+            )
+            out.extend(
+                f"locked: {r.repository} {k.kind} {k.name} ({k.reason.value})" for k in r.locked
+            )
             out.extend(
                 f"failed: {r.repository} {f.item.kind} {f.item.name}: {f.error}" for f in r.failed
             )
         return "\n".join(out) + "\n"
+
+
+def _short(digest: str) -> str:
+    return "sha256:" + digest.removeprefix("sha256:")[:12]
 
 
 _TABLE_COUNTS = ("deleted_tags", "deleted_manifests", "locked", "failed", "remaining")

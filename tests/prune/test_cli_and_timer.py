@@ -55,6 +55,11 @@ def test_cli_defaults_to_a_dry_run_even_when_prune_mode_is_delete(
     assert lines["TOTAL"][1] == "5"
     assert "newest-n=1" in lines["app"][-1] or "newest-n=1" in out
     assert err == ""  # no progress when stderr is not a terminal
+    # The plan itself, one line per deletion: what delete mode would do, and why.
+    would = [line.split() for line in out.splitlines() if line.startswith("would delete: app ")]
+    assert len(would) == 3
+    assert {words[4] for words in would} < set(seeded["app"])
+    assert all(words[3] == "tag" and words[-1] == "expired)" for words in would)
 
 
 def test_cli_delete_with_flags_and_json(
