@@ -35,7 +35,7 @@ def run(out: TextIO = sys.stdout) -> int:
         # The timers compare push times with the real clock: start the registry's clock in the
         # past, so "an hour ago" is an hour ago for everyone.
         acr.set_clock(datetime.now(UTC) - timedelta(hours=3))
-        _configure_environment(acr.login_server, acr.ca_bundle)
+        configure_environment(acr.login_server, acr.ca_bundle)
         import function_app
         from retag.acr import AcrRegistry
 
@@ -45,7 +45,7 @@ def run(out: TextIO = sys.stdout) -> int:
             say(f"ACR emulator at {acr.endpoint}; Functions host at {host.url}")
 
             for attempt in (1, 2):
-                digest = _push_app_image(registry)
+                digest = push_app_image(registry)
                 say(f"\npush #{attempt}: {REPOSITORY}:{SOURCE_TAG} -> {digest}")
                 latency = _wait_for_generated_tag(registry, digest)
                 say(f"generated tag visible {latency * 1000:.0f} ms after the push")
@@ -55,7 +55,7 @@ def run(out: TextIO = sys.stdout) -> int:
 
             say("\npush #3 with Event Grid delivery switched off (a lost event):")
             acr.set_subscribers([])
-            digest = _push_app_image(registry)
+            digest = push_app_image(registry)
             say(f"{REPOSITORY}:{SOURCE_TAG} -> {digest}; no generated tag on it")
             say("\nthe reconcile_tags timer runs (level-triggered catch-up):")
             host.host.run_timer("reconcile_tags")
@@ -67,7 +67,7 @@ def run(out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def _configure_environment(login_server: str, ca_bundle: str) -> None:
+def configure_environment(login_server: str, ca_bundle: str) -> None:
     os.environ.update(
         {
             "ACR_LOGIN_SERVER": login_server,
@@ -109,7 +109,7 @@ def _printer(out: TextIO) -> Callable[[str], None]:
     return say
 
 
-def _push_app_image(registry: Any) -> str:
+def push_app_image(registry: Any) -> str:
     config = (
         b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},'
         b'"config":{"Labels":{"build":"' + secrets.token_hex(8).encode() + b'"}}}'
