@@ -231,19 +231,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repos", type=int, default=20)
     parser.add_argument("--tags", type=int, default=500)
     parser.add_argument("--memory-repos", type=int, default=20)
-    parser.add_argument("--memory-tags", type=int, default=5000)
+    parser.add_argument(
+        "--memory-tags",
+        default="500,5000",
+        help="generated tags per repository for each memory measurement (comma-separated)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child()
         return 0
 
-    children = [Child("cli-json"), Child("timer")]  # started before anything grows
-    m = memory(args.memory_repos, args.memory_tags, children)
+    sizes = [int(size) for size in args.memory_tags.split(",")]
+    measured = []
+    for size in sizes:
+        children = [Child("cli-json"), Child("timer")]  # started before anything grows
+        measured.append(memory(args.memory_repos, size, children))
     t = throughput(args.repos, args.tags)
-    items, summaries = m["cli-json"], m["timer"]
-    assert isinstance(items, dict)
-    assert isinstance(summaries, dict)
     rate = float(t["deletes_per_second"])  # type: ignore[arg-type]
     rows: list[list[object]] = [
         [
@@ -261,20 +265,26 @@ def main(argv: list[str]) -> int:
             f"{t['throttled_429']} answered 429)",
             "~1",
         ],
-        [
-            f"peak RSS, `python -m retag prune --json` (dry-run) over {m['tags']:,} tags "
-            f"({args.memory_repos} repos), every item with its reason",
-            f"{float(items['peak_rss_mb']):.0f} MB (VmHWM {items['vm_hwm_mb']:.0f} MB; after "  # type: ignore[arg-type, str-format]
-            f"imports {float(items['baseline_rss_mb']):.0f} MB; "  # type: ignore[arg-type]
-            f"planned in {float(items['seconds']):.1f} s)",  # type: ignore[arg-type]
-            "< 150 MB",
-        ],
-        [
-            "peak RSS, same registry, the `prune_tags` timer (`run_scheduled_prune`, dry-run)",
-            f"{float(summaries['peak_rss_mb']):.0f} MB (VmHWM {summaries['vm_hwm_mb']:.0f} MB)",  # type: ignore[arg-type, str-format]
-            "< 150 MB",
-        ],
     ]
+    for m in measured:
+        items, summaries = m["cli-json"], m["timer"]
+        assert isinstance(items, dict)
+        assert isinstance(summaries, dict)
+        rows += [
+            [
+                f"peak RSS, `python -m retag prune --json` (dry-run) over {m['tags']:,} tags "
+                f"({args.memory_repos} repos), every item with its reason",
+                f"{float(items['peak_rss_mb']):.0f} MB (VmHWM {items['vm_hwm_mb']:.0f} MB; after "  # type: ignore[arg-type, str-format]
+                f"imports {float(items['baseline_rss_mb']):.0f} MB; "  # type: ignore[arg-type]
+                f"planned in {float(items['seconds']):.1f} s)",  # type: ignore[arg-type]
+                "< 150 MB",
+            ],
+            [
+                f"peak RSS, {m['tags']:,} tags, the `prune_tags` timer (`run_scheduled_prune`)",
+                f"{float(summaries['peak_rss_mb']):.0f} MB (VmHWM {summaries['vm_hwm_mb']:.0f} MB)",  # type: ignore[arg-type, str-format]
+                "< 150 MB",
+            ],
+        ]
     report(
         "Prune",
         table(["measure", "result", "target"], rows),
