@@ -52,8 +52,10 @@ test: lint $(CHECKOV_STAMP)
 demo: $(STAMP)
 	$(PY) -m emulator demo
 
+# The emulator for `func start` and the CLI: state and CA in .cache/emulator (see
+# local.settings.json.example). SUBSCRIBER=<webhook URL> delivers every push as Event Grid would.
 emulator: $(STAMP)
-	$(PY) -m emulator serve --port 5443
+	$(PY) -m emulator serve --port 5443 --data .cache/emulator $(if $(SUBSCRIBER),--subscriber '$(SUBSCRIBER)')
 
 send-event:
 	curl -sS -X POST "$(FUNC_URL)/runtime/webhooks/EventGrid?functionName=on_image_pushed" \
