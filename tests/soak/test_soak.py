@@ -10,7 +10,8 @@
    Faults: 10 ms latency, 10 % 503, 2 % connection resets (token calls included), and, because
    the emulator's 429s with `Retry-After` come only from its token bucket (there is no random 429
    rate next to the 503 rate), a throttling profile switched on for short periods so that about
-   5 % of the requests are throttled.
+   5 % of the requests are throttled; plus one 6 s outage (every request 503), so that Event
+   Grid's redelivery is exercised in every run.
 3. Check the final state exactly (see `test_soak`), and print the figures.
 
 Size: `RETAG_SOAK_SIZE` = `ci` (default, what `make test` runs: the issue's 500 events),
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import itertools
 import logging
 import os
 import random
@@ -38,6 +40,7 @@ import pytest
 import requests
 
 from emulator import Emulator
+from emulator.functions_host import DeliveryResult
 from retag.acr import AcrRegistry
 from retag.naming import TagTemplate
 from tests.support.eventgrid import EventGridSimulator
@@ -60,6 +63,10 @@ FAULTS: dict[str, Any] = {
 THROTTLE_RATE_PER_SECOND = 2.0
 """Token bucket of the throttling profile: beyond 2 requests/s, 429 with `Retry-After`."""
 THROTTLE_ON_SECONDS, THROTTLE_OFF_SECONDS = 0.25, 2.0
+OUTAGE_SECONDS = 6.0
+"""One registry outage (every request 503) once a quarter of the batches have been sent: longer
+than an invocation's in-call retries (~3 s of backoff), so the invocations in flight fail and
+Event Grid's redelivery is exercised every run, not only when the random faults line up."""
 
 
 @dataclass(frozen=True)
@@ -152,28 +159,60 @@ def generate(acr: Emulator, size: Size, rng: random.Random) -> Pushes:
 
 
 class FaultProfiles:
-    """Switches the emulator between the base fault profile and base + throttling."""
+    """Drives the emulator's faults over time: the base profile, base + throttling for
+    THROTTLE_ON_SECONDS in every THROTTLE_ON_SECONDS + THROTTLE_OFF_SECONDS, and one outage
+    (503 to everything, token calls included) started by `outage()`."""
 
     def __init__(self, acr: Emulator, seed: int) -> None:
         self.acr = acr
         self.seed = seed
         self.switches = 0
+        self._started = time.monotonic()
+        self._outage: tuple[float, float] | None = None
+        self._current: str | None = None
+        self._lock = threading.Lock()
+        self._applying = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="soak-faults", daemon=True)
 
-    def _run(self) -> None:
-        throttled = False
-        while True:
-            self.switches += 1
-            rate = THROTTLE_RATE_PER_SECOND if throttled else None
-            self.acr.set_faults(
-                **FAULTS, rate_limit_per_second=rate, seed=self.seed + self.switches
-            )
-            if self._stop.wait(THROTTLE_ON_SECONDS if throttled else THROTTLE_OFF_SECONDS):
+    def outage(self, seconds: float) -> None:
+        """The registry fails every request for `seconds`, from now (once; later calls no-op)."""
+        with self._lock:
+            if self._outage is None:
+                now = time.monotonic()
+                self._outage = (now, now + seconds)
+        self._apply()
+
+    def _profile(self) -> str:
+        now = time.monotonic()
+        with self._lock:
+            outage = self._outage
+        if outage is not None and outage[0] <= now < outage[1]:
+            return "outage"
+        period = THROTTLE_ON_SECONDS + THROTTLE_OFF_SECONDS
+        in_period = (now - self._started) % period
+        return "throttled" if in_period >= THROTTLE_OFF_SECONDS else "base"
+
+    def _apply(self) -> None:
+        with self._applying:
+            profile = self._profile()
+            if profile == self._current:
                 return
-            throttled = not throttled
+            self._current = profile
+            self.switches += 1
+            seed = self.seed + self.switches
+            if profile == "outage":
+                self.acr.set_faults(error_rate=1.0, error_status=503, include_auth=True, seed=seed)
+            else:
+                rate = THROTTLE_RATE_PER_SECOND if profile == "throttled" else None
+                self.acr.set_faults(**FAULTS, rate_limit_per_second=rate, seed=seed)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._apply()
 
     def __enter__(self) -> FaultProfiles:
+        self._apply()
         self._thread.start()
         return self
 
@@ -261,10 +300,18 @@ def test_soak(outcome_lines: OutcomeLines) -> None:
         acr.clear_requests()
 
         with loaded_function_app(acr, RETAG_TAG_TEMPLATE=TEMPLATE) as app:
-            grid = EventGridSimulator(app.deliver, concurrency=8)
             batches = batches_of(pushes.events, rng)
+            posts = itertools.count(1)
+            profiles = FaultProfiles(acr, SEED)
+
+            def subscriber(body: bytes) -> DeliveryResult:
+                if next(posts) == len(batches) // 4:
+                    profiles.outage(OUTAGE_SECONDS)
+                return app.deliver(body)
+
+            grid = EventGridSimulator(subscriber, concurrency=8)
             started = time.monotonic()
-            with FaultProfiles(acr, SEED) as profiles:
+            with profiles:
                 deliveries = grid.deliver_all(batches)
             delivered_in = time.monotonic() - started
 
@@ -293,17 +340,22 @@ def test_soak(outcome_lines: OutcomeLines) -> None:
         f"({sum(1 for i in invocations if not i.ok)} failed), max invocation "
         f"{max(i.duration_ms for i in invocations):.0f} ms"
         f"\nsoak: {len(log)} registry requests: {faults['error']} x 503, {retry_after} x 429 "
-        f"with Retry-After, {faults['reset']} resets ({profiles.switches} fault profile "
+        f"with Retry-After, {faults['reset']} resets, one {OUTAGE_SECONDS:g} s outage "
+        f"({profiles.switches} fault profile "
         f"switches); statuses {dict(sorted(statuses.items()))}; delivered in {delivered_in:.1f} s"
     )
 
-    # Every delivery eventually succeeded; nothing was dead-lettered.
+    # The outage made Event Grid redeliver; every delivery eventually succeeded.
+    assert stats["retries"] > 0
     assert stats["dead_lettered"] == 0, [d for d in deliveries if d.dead_lettered][:3]
     assert all(d.delivered for d in deliveries)
     # No invocation came near Event Grid's 30 s response timeout.
     assert max(i.duration_ms for i in invocations) < INVOCATION_LIMIT_MS
-    # Exactly one outcome line per invocation (failed attempts included).
+    # Exactly one outcome line per invocation (failed attempts included), and together they
+    # account for every request the registry saw (each line counts its own event's only).
     assert len(outcome_lines.lines) == len(invocations)
+    counted = sum(int(re.search(r" requests=(\d+) ", line)[1]) for line in outcome_lines.lines)
+    assert counted == len(log)
     # The faults really happened.
     assert faults["error"] > 0
     assert faults["reset"] > 0
