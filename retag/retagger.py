@@ -270,7 +270,8 @@ def _handle(
     login_server = settings.registry.login_server
     if event.request_host is None:
         return result("rejected", "missing data.request.host: cannot prove the event is ours"), None
-    if _normal_host(event.request_host) != _normal_host(login_server):
+    event_host = _normal_host(event.request_host)
+    if event_host is None or event_host != _normal_host(login_server):
         reason = f"event is from registry {event.request_host}, not ACR_LOGIN_SERVER={login_server}"
         return result("rejected", reason), None
 
@@ -308,7 +309,12 @@ def _handle(
     return result("retagged", "generated tag added"), None
 
 
-def _normal_host(host: str) -> str:
-    """Lowercase, without the default HTTPS port."""
-    host = host.strip().lower()
-    return host.removesuffix(":443")
+def _normal_host(host: str) -> str | None:
+    """Lowercase, without the default HTTPS port; None for a non-ASCII host.
+
+    Host names on the wire are ASCII (IDNA): Unicode lookalikes must not pass for the login server
+    (`str.lower()` maps the Kelvin sign U+212A to `k`, so `\u212aitchen.azurecr.io` would)."""
+    host = host.strip()
+    if not host.isascii():
+        return None
+    return host.lower().removesuffix(":443")
