@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 EVENT ?= samples/events/image-pushed-latest.json
 FUNC_URL ?= http://localhost:7071
 
-.PHONY: help venv lint fmt test demo send-event run-timer bench soak emulator clean
+.PHONY: help venv checkov-venv lint fmt test demo send-event run-timer bench soak emulator clean
 
 help:
 	@echo "make demo        run the main job against the local ACR emulator (no Azure needed)"
@@ -27,6 +29,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+# checkov pins its own pycep-parser, so it gets a venv of its own (used by tests/infra).
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+checkov-venv: $(CHECKOV_STAMP)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -36,14 +46,16 @@ fmt: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint
+test: lint $(CHECKOV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(PY) -m emulator demo
 
+# The emulator for `func start` and the CLI: state and CA in .cache/emulator (see
+# local.settings.json.example). SUBSCRIBER=<webhook URL> delivers every push as Event Grid would.
 emulator: $(STAMP)
-	$(PY) -m emulator serve --port 5443
+	$(PY) -m emulator serve --port 5443 --data .cache/emulator $(if $(SUBSCRIBER),--subscriber '$(SUBSCRIBER)')
 
 send-event:
 	curl -sS -X POST "$(FUNC_URL)/runtime/webhooks/EventGrid?functionName=on_image_pushed" \
@@ -61,4 +73,4 @@ soak: $(STAMP)
 	RETAG_SOAK_SIZE=full $(PY) -m pytest tests/soak -q -s
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cache

@@ -91,3 +91,25 @@ def on_image_pushed(event: func.EventGridEvent) -> None:
     """
     with time_budget(EVENT_BUDGET_SECONDS):
         handle_event(event_envelope(event), settings(), registry)
+
+
+@app.function_name("prune_tags")
+@app.timer_trigger(
+    arg_name="timer", schedule="%PRUNE_SCHEDULE%", run_on_startup=False, use_monitor=True
+)
+def prune_tags(timer: func.TimerRequest) -> None:
+    """Deletes old generated tags per PRUNE_MODE (dry-run by default); protected items never."""
+    from retag.prune import run_scheduled_prune
+
+    run_scheduled_prune(settings(), registry, past_due=timer.past_due, log=log.info)
+
+
+@app.function_name("reconcile_tags")
+@app.timer_trigger(
+    arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True
+)
+def reconcile_tags(timer: func.TimerRequest) -> None:
+    """Level-triggered catch-up: every source tag's digest gets its generated tag (adds only)."""
+    from retag.reconcile import run_scheduled_reconcile
+
+    run_scheduled_reconcile(settings(), registry, log=log, past_due=timer.past_due)

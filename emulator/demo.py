@@ -17,7 +17,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 REPOSITORY = "demo/app"
@@ -30,41 +30,44 @@ def run(out: TextIO = sys.stdout) -> int:
 
     _show_outcome_lines(out)
     started = time.monotonic()
+    say = _printer(out)
     with Emulator() as acr:
-        _configure_environment(acr.login_server, acr.ca_bundle)
+        # The timers compare push times with the real clock: start the registry's clock in the
+        # past, so "an hour ago" is an hour ago for everyone.
+        acr.set_clock(datetime.now(UTC) - timedelta(hours=3))
+        configure_environment(acr.login_server, acr.ca_bundle)
         import function_app
         from retag.acr import AcrRegistry
 
         registry = AcrRegistry(acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle)
         with FunctionsHostServer(function_app.app) as host:
             acr.set_subscribers([host.webhook_url("on_image_pushed")])
-            say = _printer(out)
             say(f"ACR emulator at {acr.endpoint}; Functions host at {host.url}")
 
             for attempt in (1, 2):
-                digest = _push_app_image(registry)
+                digest = push_app_image(registry)
                 say(f"\npush #{attempt}: {REPOSITORY}:{SOURCE_TAG} -> {digest}")
                 latency = _wait_for_generated_tag(registry, digest)
                 say(f"generated tag visible {latency * 1000:.0f} ms after the push")
+                acr.wait_for_deliveries()
                 _print_tags(registry, out)
                 acr.advance_clock(3600)
 
             say("\npush #3 with Event Grid delivery switched off (a lost event):")
             acr.set_subscribers([])
-            digest = _push_app_image(registry)
-            say(f"{REPOSITORY}:{SOURCE_TAG} -> {digest}; no generated tag yet")
-            acr.advance_clock(3600)
-            _reconcile(function_app, out)
+            digest = push_app_image(registry)
+            say(f"{REPOSITORY}:{SOURCE_TAG} -> {digest}; no generated tag on it")
+            say("\nthe reconcile_tags timer runs (level-triggered catch-up):")
+            host.host.run_timer("reconcile_tags")
             _print_tags(registry, out)
 
-            acr.advance_clock(8 * 24 * 3600)
-            _prune(function_app, out)
+            _prune(out)
             _print_tags(registry, out)
     say(f"\ndemo finished in {time.monotonic() - started:.1f} s")
     return 0
 
 
-def _configure_environment(login_server: str, ca_bundle: str) -> None:
+def configure_environment(login_server: str, ca_bundle: str) -> None:
     os.environ.update(
         {
             "ACR_LOGIN_SERVER": login_server,
@@ -72,7 +75,7 @@ def _configure_environment(login_server: str, ca_bundle: str) -> None:
             "ACR_CA_BUNDLE": ca_bundle,
             "PRUNE_MODE": "delete",
             "PRUNE_KEEP": "1",
-            "PRUNE_MIN_AGE": "1d",
+            "PRUNE_MIN_AGE": "30m",
             "RECONCILE_MODE": "apply",
             "RECONCILE_GRACE": "15m",
         }
@@ -96,6 +99,7 @@ def _show_outcome_lines(out: TextIO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("retag").setLevel(logging.INFO)
+    logging.getLogger("acr-retag").setLevel(logging.INFO)
 
 
 def _printer(out: TextIO) -> Callable[[str], None]:
@@ -105,7 +109,7 @@ def _printer(out: TextIO) -> Callable[[str], None]:
     return say
 
 
-def _push_app_image(registry: Any) -> str:
+def push_app_image(registry: Any) -> str:
     config = (
         b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},'
         b'"config":{"Labels":{"build":"' + secrets.token_hex(8).encode() + b'"}}}'
@@ -135,9 +139,14 @@ def _print_tags(registry: Any, out: TextIO) -> None:
         print(f"  {tag.name:<36} sha256:{short:<13} {when}", file=out)
 
 
-def _reconcile(function_app: Any, out: TextIO) -> None:
-    print("\nreconcile (what the reconcile_tags timer runs):", file=out)
+def _prune(out: TextIO) -> None:
+    """`python -m retag prune` as an operator would run it: the plan first, then for real."""
+    from retag.cli import main as retag_cli
 
-
-def _prune(function_app: Any, out: TextIO) -> None:
-    print("\nprune (what the prune_tags timer runs):", file=out)
+    policy = ["--keep", "1", "--min-age", "30m"]
+    print("\n$ python -m retag prune --keep 1 --min-age 30m        # dry run: the plan", file=out)
+    if retag_cli(["prune", *policy]) != 0:
+        raise RuntimeError("prune dry run failed")
+    print("\n$ python -m retag prune --keep 1 --min-age 30m --mode delete", file=out)
+    if retag_cli(["prune", *policy, "--mode", "delete"]) != 0:
+        raise RuntimeError("prune failed")

@@ -1253,3 +1253,32 @@ def _environment_settings(host: str, ca_bundle: str | None) -> tuple[str | bool,
     if proxies and urllib.request.proxy_bypass(host.rsplit(":", 1)[0]):
         proxies = {}
     return verify, proxies
+
+
+# ---------------------------------------------------------------------------------------------
+# Credential check (used by `acr-retag doctor`)
+# ---------------------------------------------------------------------------------------------
+def check_credential(registry: AcrRegistry) -> float | None:
+    """Acquire a Microsoft Entra token for the registry audience with the adapter's credential.
+
+    Returns the token's expiry (Unix seconds), or None for an anonymous adapter. The token is
+    discarded: it is never returned, logged or put in a message. Raises PermissionDeniedError
+    naming the scope when no token can be obtained (no `az login`, no managed identity, ...).
+    The credential caches the token, so the registry calls that follow do not fetch it again.
+    """
+    authenticator = registry._authenticator
+    credential = authenticator._credential
+    if credential is None:
+        return None
+    scope = authenticator._aad_scope
+    try:
+        expires_on = credential.get_token(scope).expires_on
+    except ClientAuthenticationError as exc:
+        raise PermissionDeniedError(
+            _redact(f"could not get a Microsoft Entra token for {scope}: {exc.message}")
+        ) from exc
+    except (AzureError, ValueError, OSError) as exc:
+        raise PermissionDeniedError(
+            _redact(f"could not get a Microsoft Entra token for {scope}: {exc}")
+        ) from exc
+    return float(expires_on)

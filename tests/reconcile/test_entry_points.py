@@ -1,0 +1,302 @@
+"""The timer entry point (`run_scheduled_reconcile`) and the CLI (`add_reconcile_parser`,
+`run_reconcile`) against the emulator."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from emulator import Emulator
+from retag.acr import AcrRegistry
+from retag.reconcile import (
+    add_reconcile_parser,
+    reconcile_registry,
+    run_reconcile,
+    run_scheduled_reconcile,
+)
+from tests.reconcile.conftest import Pusher, make_registry, make_settings, tags_of, writes
+
+HOUR = 3600
+
+
+@pytest.fixture
+def acr() -> Iterator[Emulator]:
+    """The emulator on real time: the CLI compares push times with the real clock (timer tests
+    pass the emulator's clock explicitly)."""
+    with Emulator() as emulator:
+        yield emulator
+
+
+class Factory:
+    """A registry factory that remembers whether the timer asked for a registry."""
+
+    def __init__(self, acr: Emulator) -> None:
+        self.acr = acr
+        self.built: list[AcrRegistry] = []
+
+    def __call__(self) -> AcrRegistry:
+        registry = make_registry(self.acr)
+        self.built.append(registry)
+        return registry
+
+    def close(self) -> None:
+        for registry in self.built:
+            registry.close()
+
+
+@pytest.fixture
+def factory(acr: Emulator) -> Iterator[Factory]:
+    made = Factory(acr)
+    yield made
+    made.close()
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "test.reconcile"]
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> logging.Logger:
+    caplog.set_level(logging.DEBUG, logger="test.reconcile")
+    return logging.getLogger("test.reconcile")
+
+
+def drifted_registry(acr: Emulator, pusher: Pusher) -> None:
+    """Three repositories: one in sync, one missing its tag, one locked; all pushed an hour ago."""
+    pusher.push("in-sync")
+    pusher.push("missed")
+    pusher.push("frozen")
+    acr.advance_clock(HOUR)
+    with make_registry(acr) as registry:
+        reconcile_registry(
+            registry, make_settings(acr), repository_filter=_only("in-sync"), now=acr.now()
+        )
+    pusher.lock_repository("frozen")
+    acr.clear_requests()
+
+
+def _only(name: str) -> re.Pattern[str]:
+    return re.compile(re.escape(name))
+
+
+def test_timer_off_does_nothing(
+    acr: Emulator,
+    pusher: Pusher,
+    factory: Factory,
+    log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    drifted_registry(acr, pusher)
+    settings = make_settings(acr, RECONCILE_MODE="off")
+    assert run_scheduled_reconcile(settings, factory, log=log) is None
+    assert factory.built == []
+    assert acr.requests() == []
+    [(level, line)] = lines(caplog)
+    assert level == logging.INFO
+    assert "mode=off" in line
+
+
+def test_timer_dry_run_reports_drift_and_writes_nothing(
+    acr: Emulator,
+    pusher: Pusher,
+    factory: Factory,
+    log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    drifted_registry(acr, pusher)
+    settings = make_settings(acr, RECONCILE_MODE="dry-run")
+    report = run_scheduled_reconcile(settings, factory, log=log, now=acr.now())
+    assert report is not None
+    assert report.mode == "dry-run"
+    assert writes(acr) == []
+    logged = lines(caplog)
+    # one line per repository that is not in sync, then the summary; nothing for "in-sync".
+    # (A dry run writes nothing, so it cannot discover the repository lock: "would-tag".)
+    assert [line.split()[2:4] for _, line in logged[:-1]] == [
+        ["status=would-tag", "repository=frozen"],
+        ["status=would-tag", "repository=missed"],
+    ]
+    assert logged[-1][1].startswith("acr-retag reconcile-summary mode=dry-run")
+    assert "would-tag=2" in logged[-1][1]
+    assert "in-sync=1" in logged[-1][1]
+
+
+def test_timer_apply_tags_and_logs_one_line_per_repository_not_in_sync(
+    acr: Emulator,
+    pusher: Pusher,
+    factory: Factory,
+    log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    drifted_registry(acr, pusher)
+    settings = make_settings(acr)  # RECONCILE_MODE defaults to apply
+    assert settings.reconcile.mode == "apply"
+    report = run_scheduled_reconcile(settings, factory, log=log, past_due=True, now=acr.now())
+    assert report is not None
+    assert {r.repository: r.status for r in report.repositories} == {
+        "frozen": "skipped",
+        "in-sync": "in-sync",
+        "missed": "tagged",
+    }
+    logged = lines(caplog)
+    assert len(logged) == 3
+    tagged_line = next(line for _, line in logged if "status=tagged" in line)
+    [new_tag] = [t for t in tags_of(acr, factory.built[0], "missed") if t != "latest"]
+    assert f"tag={new_tag}" in tagged_line
+    assert "past_due=true" in logged[-1][1]
+    for token in acr.issued_tokens():
+        assert all(token not in line for _, line in logged)
+
+    # a plain callable works too (what other timers pass)
+    collected: list[str] = []
+    again = run_scheduled_reconcile(settings, factory, log=collected.append, now=acr.now())
+    assert again is not None
+    assert collected[-1].startswith("acr-retag reconcile-summary mode=apply")
+    assert "tagged=0" in collected[-1]
+    assert len(collected) == 2  # frozen is still skipped; missed is in sync now
+
+
+def test_timer_logs_failures_as_errors(
+    acr: Emulator,
+    pusher: Pusher,
+    log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pusher.push("app")
+    acr.advance_clock(HOUR)
+    with Emulator(anonymous=False) as locked_out:
+        settings = make_settings(locked_out)
+        with make_registry(locked_out) as registry:
+            report = run_scheduled_reconcile(settings, lambda: registry, log=log)
+    assert report is not None
+    assert report.failed
+    [(level, line)] = lines(caplog)
+    assert level == logging.ERROR
+    assert "listing repositories failed" in line
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="retag")
+    sub = parser.add_subparsers(dest="command")
+    add_reconcile_parser(sub)
+    return parser.parse_args(["reconcile", *argv])
+
+
+def test_cli_flags_and_defaults() -> None:
+    args = parse()
+    assert (args.dry_run, args.json, args.repository, args.concurrency) == (False, False, None, 8)
+    assert args.max_duration == timedelta(minutes=8)
+    args = parse("--dry-run", "--json", "--repository", "team/.*", "--concurrency", "3")
+    assert args.dry_run
+    assert args.json
+    assert args.repository.pattern == "team/.*"
+    assert args.concurrency == 3
+    assert parse("--max-duration", "90s").max_duration == timedelta(seconds=90)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--repository", "team/(unclosed"],
+        ["--concurrency", "0"],
+        ["--concurrency", "many"],
+        ["--max-duration", "soon"],
+        ["--unknown"],
+    ],
+)
+def test_cli_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse(*argv)
+    assert stopped.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_cli_table_json_and_exit_codes(
+    acr: Emulator, registry: AcrRegistry, pusher: Pusher
+) -> None:
+    digest = pusher.push("app")
+    pusher.push("other")
+    settings = make_settings(acr, RECONCILE_GRACE="0s")
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run_reconcile(
+        parse("--dry-run", "--repository", "app"),
+        settings=settings,
+        registry=registry,
+        stdout=out,
+        stderr=err,
+    )
+    assert code == 0
+    table = out.getvalue().splitlines()
+    assert table[0].split() == ["REPOSITORY", "STATUS", "SOURCE", "DIGEST", "TAG", "REASON"]
+    assert table[1].split()[:4] == ["app", "would-tag", "latest", digest[7:19]]
+    assert table[-1].startswith("acr-retag reconcile-summary mode=dry-run repositories=1")
+    assert tags_of(acr, registry, "app") == {"latest": digest}
+
+    out = io.StringIO()
+    code = run_reconcile(
+        parse("--json"), settings=settings, registry=registry, stdout=out, stderr=err
+    )
+    assert code == 0
+    document = json.loads(out.getvalue())
+    assert document["mode"] == "apply"
+    assert document["complete"] is True
+    assert document["summary"]["tagged"] == 2
+    [app] = [r for r in document["repositories"] if r["repository"] == "app"]
+    [source] = app["sources"]
+    assert source["status"] == "tagged"
+    assert source["digest"] == digest
+    assert source["tag"] in tags_of(acr, registry, "app")
+    assert "acr-retag reconcile-summary" in err.getvalue()
+
+
+def test_cli_exit_1_when_a_repository_fails(acr: Emulator, pusher: Pusher) -> None:
+    pusher.push("app")
+    acr.advance_clock(HOUR)
+    acr.set_faults(error_rate=1.0, error_status=500)
+    out, err = io.StringIO(), io.StringIO()
+    with make_registry(acr, retry_total=0) as registry:
+        code = run_reconcile(
+            parse("--max-duration", "1s"),
+            settings=make_settings(acr),
+            registry=registry,
+            stdout=out,
+            stderr=err,
+        )
+    assert code == 1
+    assert "error: listing repositories failed" in out.getvalue()
+
+
+def test_cli_reads_settings_from_the_environment(
+    acr: Emulator, pusher: Pusher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pusher.push("app")
+    monkeypatch.setenv("RECONCILE_GRACE", "0s")
+    monkeypatch.setenv("ACR_LOGIN_SERVER", acr.login_server)
+    monkeypatch.setenv("ACR_CREDENTIAL", "anonymous")
+    monkeypatch.setenv("ACR_CA_BUNDLE", acr.ca_bundle)
+    out = io.StringIO()
+    assert run_reconcile(parse("--dry-run"), stdout=out, stderr=io.StringIO()) == 0
+    assert "would-tag" in out.getvalue()
+
+
+def test_cli_settings_error_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACR_LOGIN_SERVER", raising=False)
+    err = io.StringIO()
+    assert run_reconcile(parse(), stdout=io.StringIO(), stderr=err) == 2
+    assert "ACR_LOGIN_SERVER" in err.getvalue()
+    monkeypatch.setenv("ACR_LOGIN_SERVER", "registry.example")
+    monkeypatch.setenv("RECONCILE_GRACE", "a while")
+    err = io.StringIO()
+    assert run_reconcile(parse(), stdout=io.StringIO(), stderr=err) == 2
+    assert "RECONCILE_GRACE" in err.getvalue()

@@ -1,0 +1,100 @@
+"""The `reconcile_tags` timer in function_app.py, invoked as the worker does (host stand-in)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+
+from emulator import Emulator
+from emulator.functions_host import FunctionsHost
+from tests.reconcile.conftest import Pusher, make_registry, tags_of, writes
+
+NAME = "reconcile_tags"
+
+
+@pytest.fixture
+def acr() -> Iterator[Emulator]:
+    """On real time: the timer compares push times with the real clock."""
+    with Emulator() as emulator:
+        yield emulator
+
+
+def load(acr: Emulator, monkeypatch: pytest.MonkeyPatch, **env: str) -> FunctionsHost:
+    """Import function_app with these settings, as a fresh worker process would."""
+    settings = {
+        "ACR_LOGIN_SERVER": acr.login_server,
+        "ACR_CREDENTIAL": "anonymous",
+        "ACR_CA_BUNDLE": acr.ca_bundle,
+        "RECONCILE_GRACE": "0s",
+        **env,
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    import function_app
+
+    module: ModuleType = importlib.reload(function_app)
+    host = FunctionsHost(module.app)
+    assert NAME in host.functions, f"function_app.py has no {NAME} timer"
+    return host
+
+
+def reconcile_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("acr-retag reconcile")
+    ]
+
+
+def test_binding_schedule_monitor_and_no_run_on_startup(
+    acr: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    function = load(acr, monkeypatch).function(NAME, "timerTrigger")
+    assert function.bindings["schedule"] == "%RECONCILE_SCHEDULE%"
+    assert function.bindings.get("useMonitor") is True
+    assert function.bindings.get("runOnStartup", False) is False
+
+
+def test_timer_catches_up_a_missed_push(
+    acr: Emulator,
+    pusher: Pusher,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    digest = pusher.push("app")
+    host = load(acr, monkeypatch)
+    invocation = host.run_timer(NAME, past_due=True)
+    assert invocation.ok, invocation.error
+    with make_registry(acr) as registry:
+        tags = tags_of(acr, registry, "app")
+    assert len(tags) == 2
+    assert set(tags.values()) == {digest}
+    lines = reconcile_lines(caplog)
+    assert any("status=tagged repository=app" in line for line in lines)
+    assert lines[-1].startswith("acr-retag reconcile-summary mode=apply")
+
+
+@pytest.mark.parametrize("mode", ["off", "dry-run"])
+def test_timer_honours_reconcile_mode(
+    mode: str,
+    acr: Emulator,
+    pusher: Pusher,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    digest = pusher.push("app")
+    host = load(acr, monkeypatch, RECONCILE_MODE=mode)
+    acr.clear_requests()
+    assert host.run_timer(NAME).ok
+    assert writes(acr) == []
+    if mode == "off":
+        assert acr.requests() == []
+    with make_registry(acr) as registry:
+        assert tags_of(acr, registry, "app") == {"latest": digest}
+    assert reconcile_lines(caplog)[-1].startswith(f"acr-retag reconcile-summary mode={mode}")
