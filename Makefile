@@ -70,7 +70,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 soak: $(STAMP)
-	RETAG_SOAK_SIZE=full $(PY) -m pytest tests/soak -q
+	RETAG_SOAK_SIZE=full $(PY) -m pytest tests/soak -q -s
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cache

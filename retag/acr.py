@@ -80,6 +80,7 @@ from retag.registry import (
     TagInfo,
     TransientRegistryError,
     budget_deadline,
+    note_request,
 )
 
 if TYPE_CHECKING:
@@ -697,6 +698,7 @@ class _AcrTransport(HttpTransport[Any, Any]):
         }
         with self._count_lock:
             self._counter.add(_kind(request.method, urlsplit(request.url).path))
+        note_request()
         return self._inner.send(request, **kwargs)
 
     def _send_authorized(

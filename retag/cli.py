@@ -733,9 +733,12 @@ def probe_v2(endpoint: str, ca_bundle: str | None, timeout: float = 5.0) -> tupl
         return False, f"cannot load CA bundle {ca_bundle}: {one_line(exc)}"
     started = time.monotonic()
     # The URL is https:// + a validated login server: no file: or custom scheme can get here.
-    request = urllib.request.Request(url, headers={"User-Agent": "acr-retag-doctor"})  # noqa: S310
+    headers = {"User-Agent": "acr-retag-doctor"}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - https only, see above
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
+        with urllib.request.urlopen(  # noqa: S310 - the https:// URL built above
+            request, timeout=timeout, context=context
+        ) as response:
             status = int(response.status)
             challenge = ""
     except urllib.error.HTTPError as exc:

@@ -91,7 +91,10 @@ class Registry(Protocol):
 
     @property
     def requests_made(self) -> int:
-        """HTTP requests sent so far by this adapter (token calls included)."""
+        """HTTP requests sent so far by this adapter (token calls included), by every thread.
+
+        Adapters also call `note_request()` for each request, so that a use case can count its
+        own requests with `tally_requests()` while other threads share the adapter."""
         ...
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
@@ -164,3 +167,36 @@ def budget_deadline() -> float | None:
     """The `time.monotonic()` by which this thread's registry calls must end, if any."""
     deadline: float | None = getattr(_budget, "deadline", None)
     return deadline
+
+
+@dataclass
+class RequestTally:
+    """Registry requests sent by one thread inside a `tally_requests()` block."""
+
+    count: int = 0
+
+
+_tallies = threading.local()
+
+
+@contextmanager
+def tally_requests() -> Iterator[RequestTally]:
+    """Count the registry requests THIS thread sends inside the block (token calls included).
+
+    `Registry.requests_made` is per adapter, and one adapter serves every concurrent invocation
+    of a worker process: a difference of it counts the other threads' requests too. Tallies nest
+    (an outer one also counts the inner block's requests). Adapters call `note_request()`.
+    """
+    tally = RequestTally()
+    outer: tuple[RequestTally, ...] = getattr(_tallies, "active", ())
+    _tallies.active = (*outer, tally)
+    try:
+        yield tally
+    finally:
+        _tallies.active = outer
+
+
+def note_request() -> None:
+    """Called by adapters for every HTTP request they send: counts it in this thread's tallies."""
+    for tally in getattr(_tallies, "active", ()):
+        tally.count += 1

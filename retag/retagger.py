@@ -44,7 +44,9 @@ from retag.registry import (
     PermissionDeniedError,
     Registry,
     RegistryError,
+    RequestTally,
     TransientRegistryError,
+    tally_requests,
 )
 
 logger = logging.getLogger("retag")
@@ -195,7 +197,8 @@ def handle_event(
     """
     log = log or logger
     started = time.monotonic()
-    outcome, error = _handle(envelope, settings, registry, started)
+    with tally_requests() as tally:  # this event's requests only: the adapter is shared
+        outcome, error = _handle(envelope, settings, registry, _Result(started, tally))
     log.log(outcome.log_level, outcome.log_line())
     if error is not None:
         raise error
@@ -207,20 +210,18 @@ class _Result:
     """Builds the Outcome of one event as its fields become known."""
 
     started: float
+    tally: RequestTally
+    """Registry requests sent by this thread for this event (`Registry.requests_made` counts
+    every thread sharing the adapter: concurrent invocations would inflate each other's count)."""
     event_id: str | None = None
     repository: str | None = None
     source_tag: str | None = None
     digest: str | None = None
     new_tag: str | None = None
-    registry: Registry | None = None
-    requests_before: int = 0
 
     def __call__(
         self, status: Status, reason: str, *, level: int | None = None, retry: bool = False
     ) -> Outcome:
-        requests = 0
-        if self.registry is not None:
-            requests = self.registry.requests_made - self.requests_before
         return Outcome(
             status=status,
             reason=reason,
@@ -230,7 +231,7 @@ class _Result:
             digest=self.digest,
             new_tag=self.new_tag,
             duration_ms=(time.monotonic() - self.started) * 1000.0,
-            requests=requests,
+            requests=self.tally.count,
             level=level,
             retry=retry,
         )
@@ -240,9 +241,8 @@ def _handle(
     envelope: Mapping[str, object],
     settings: Settings,
     registry_factory: Callable[[], Registry],
-    started: float,
+    result: _Result,
 ) -> tuple[Outcome, Exception | None]:
-    result = _Result(started)
     try:
         event = parse_event(envelope)
     except MalformedEvent as exc:
@@ -270,14 +270,14 @@ def _handle(
     login_server = settings.registry.login_server
     if event.request_host is None:
         return result("rejected", "missing data.request.host: cannot prove the event is ours"), None
-    if _normal_host(event.request_host) != _normal_host(login_server):
+    event_host = _normal_host(event.request_host)
+    if event_host is None or event_host != _normal_host(login_server):
         reason = f"event is from registry {event.request_host}, not ACR_LOGIN_SERVER={login_server}"
         return result("rejected", reason), None
 
     result.new_tag = new_tag = retag.template.render(event.tag, event.pushed_at, event.digest)
     try:
-        registry = result.registry = registry_factory()
-        result.requests_before = registry.requests_made
+        registry = registry_factory()
         add_generated_tag(
             registry,
             event.repository,
@@ -309,7 +309,12 @@ def _handle(
     return result("retagged", "generated tag added"), None
 
 
-def _normal_host(host: str) -> str:
-    """Lowercase, without the default HTTPS port."""
-    host = host.strip().lower()
-    return host.removesuffix(":443")
+def _normal_host(host: str) -> str | None:
+    """Lowercase, without the default HTTPS port; None for a non-ASCII host.
+
+    Host names on the wire are ASCII (IDNA): Unicode lookalikes must not pass for the login server
+    (`str.lower()` maps the Kelvin sign U+212A to `k`, so `\u212aitchen.azurecr.io` would)."""
+    host = host.strip()
+    if not host.isascii():
+        return None
+    return host.lower().removesuffix(":443")
