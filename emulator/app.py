@@ -184,6 +184,8 @@ class Emulator:
         error_status: int = 503,
         reset_rate: float = 0.0,
         rate_limit_per_second: float | None = None,
+        throttle_rate: float = 0.0,
+        throttle_retry_after: int = 1,
         seed: int | None = None,
         include_auth: bool = False,
     ) -> None:
@@ -194,6 +196,8 @@ class Emulator:
                 error_status=error_status,
                 reset_rate=reset_rate,
                 rate_limit_per_second=rate_limit_per_second,
+                throttle_rate=throttle_rate,
+                throttle_retry_after=throttle_retry_after,
                 seed=seed,
                 include_auth=include_auth,
             )

@@ -18,16 +18,22 @@ class FaultSettings:
     error_status: int = 503
     reset_rate: float = 0.0
     rate_limit_per_second: float | None = None
+    throttle_rate: float = 0.0
+    """Share of requests answered 429 TOOMANYREQUESTS with `Retry-After: throttle_retry_after`,
+    at random (next to `error_rate`), besides the token bucket of `rate_limit_per_second`."""
+    throttle_retry_after: int = 1
     seed: int | None = None
     include_auth: bool = False
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.latency_ms) and 0 <= self.latency_ms <= 60_000):
             raise ValueError("latency_ms must be between 0 and 60000")
-        for name in ("error_rate", "reset_rate"):
+        for name in ("error_rate", "reset_rate", "throttle_rate"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be between 0 and 1")
+        if not 0 <= self.throttle_retry_after <= 3600:
+            raise ValueError("throttle_retry_after must be between 0 and 3600 seconds")
         if not 400 <= self.error_status <= 599:
             raise ValueError("error_status must be an HTTP error status (400-599)")
         if self.rate_limit_per_second is not None and not (
@@ -49,7 +55,7 @@ class FaultSettings:
                 kwargs[key] = value
             elif key in ("seed", "rate_limit_per_second") and value is None:
                 kwargs[key] = None
-            elif key in ("error_status", "seed"):
+            elif key in ("error_status", "seed", "throttle_retry_after"):
                 if not isinstance(value, int) or isinstance(value, bool):
                     raise ValueError(f"{key} must be an integer")
                 kwargs[key] = value
@@ -112,6 +118,8 @@ class Faults:
                     return Decision(delay_s=delay, throttle_after_s=max(1, math.ceil(wait)))
             if s.reset_rate and self._random.random() < s.reset_rate:
                 return Decision(delay_s=delay, reset=True)
+            if s.throttle_rate and self._random.random() < s.throttle_rate:
+                return Decision(delay_s=delay, throttle_after_s=s.throttle_retry_after)
             if s.error_rate and self._random.random() < s.error_rate:
                 return Decision(delay_s=delay, error_status=s.error_status)
             return Decision(delay_s=delay)

@@ -158,6 +158,18 @@ def test_throttling_answers_429_with_counting_down_retry_after(fresh: Emulator) 
     assert int(later.headers["Retry-After"]) < first_wait
 
 
+def test_random_throttling_next_to_errors(fresh: Emulator) -> None:
+    fresh.set_faults(throttle_rate=0.3, throttle_retry_after=2, error_rate=0.3, seed=7)
+    answers = [raw(fresh, "GET", "/v2/") for _ in range(60)]
+    throttled = [a for a in answers if a.status_code == 429]
+    assert {a.status_code for a in answers} == {401, 429, 503}
+    assert {a.headers["Retry-After"] for a in throttled} == {"2"}
+    assert {a.json()["errors"][0]["code"] for a in throttled} == {"TOOMANYREQUESTS"}
+    assert sum(1 for r in fresh.requests() if r.get("fault") == "throttled") == len(throttled)
+    with pytest.raises(ValueError, match="throttle_rate"):
+        fresh.set_faults(throttle_rate=1.5)
+
+
 def test_sdk_honours_retry_after(fresh: Emulator, make_client: ClientFactory) -> None:
     repo = unique_repo("throttle")
     push(fresh, repo, images.oci_image(seed=5), "v1")
@@ -175,6 +187,8 @@ def test_fault_settings_over_http(fresh: Emulator) -> None:
         "error_status": 502,
         "reset_rate": 0.0,
         "rate_limit_per_second": 100,
+        "throttle_rate": 0.05,
+        "throttle_retry_after": 1,
         "seed": 3,
         "include_auth": True,
     }
@@ -186,6 +200,8 @@ def test_fault_settings_over_http(fresh: Emulator) -> None:
         {"error_status": 200},
         {"include_auth": "yes"},
         {"rate_limit_per_second": 0},
+        {"throttle_rate": -0.1},
+        {"throttle_retry_after": 1.5},
         [1],
     ):
         answer = admin(fresh, "PUT", "faults", bad)

@@ -7,10 +7,8 @@
 2. Deliver (under faults): every event once plus 50 % duplicates, shuffled, in batches of 1-3,
    through the Functions host decode path into `on_image_pushed`, by the Event Grid simulator
    (concurrent, redelivers every failed delivery with a compressed backoff, up to 30 attempts).
-   Faults: 10 ms latency, 10 % 503, 2 % connection resets (token calls included), and, because
-   the emulator's 429s with `Retry-After` come only from its token bucket (there is no random 429
-   rate next to the 503 rate), a throttling profile switched on for short periods so that about
-   5 % of the requests are throttled; plus one 6 s outage (every request 503), so that Event
+   Faults (token calls included): 10 ms latency, 10 % 503, 5 % 429 `TOOMANYREQUESTS` with
+   `Retry-After`, 2 % connection resets; plus one 6 s outage (every request 503), so that Event
    Grid's redelivery is exercised in every run.
 3. Check the final state exactly (see `test_soak`), and print the figures.
 
@@ -58,11 +56,10 @@ FAULTS: dict[str, Any] = {
     "error_rate": 0.10,
     "error_status": 503,
     "reset_rate": 0.02,
+    "throttle_rate": 0.05,
+    "throttle_retry_after": 1,
     "include_auth": True,
 }
-THROTTLE_RATE_PER_SECOND = 2.0
-"""Token bucket of the throttling profile: beyond 2 requests/s, 429 with `Retry-After`."""
-THROTTLE_ON_SECONDS, THROTTLE_OFF_SECONDS = 0.25, 2.0
 OUTAGE_SECONDS = 6.0
 """One registry outage (every request 503) once a quarter of the batches have been sent: longer
 than an invocation's in-call retries (~3 s of backoff), so the invocations in flight fail and
@@ -159,9 +156,8 @@ def generate(acr: Emulator, size: Size, rng: random.Random) -> Pushes:
 
 
 class FaultProfiles:
-    """Drives the emulator's faults over time: the base profile, base + throttling for
-    THROTTLE_ON_SECONDS in every THROTTLE_ON_SECONDS + THROTTLE_OFF_SECONDS, and one outage
-    (503 to everything, token calls included) started by `outage()`."""
+    """Drives the emulator's faults over time: the soak profile (FAULTS), and one outage (503 to
+    everything, token calls included) started by `outage()`."""
 
     def __init__(self, acr: Emulator, seed: int) -> None:
         self.acr = acr
@@ -189,9 +185,7 @@ class FaultProfiles:
             outage = self._outage
         if outage is not None and outage[0] <= now < outage[1]:
             return "outage"
-        period = THROTTLE_ON_SECONDS + THROTTLE_OFF_SECONDS
-        in_period = (now - self._started) % period
-        return "throttled" if in_period >= THROTTLE_OFF_SECONDS else "base"
+        return "base"
 
     def _apply(self) -> None:
         with self._applying:
@@ -204,8 +198,7 @@ class FaultProfiles:
             if profile == "outage":
                 self.acr.set_faults(error_rate=1.0, error_status=503, include_auth=True, seed=seed)
             else:
-                rate = THROTTLE_RATE_PER_SECOND if profile == "throttled" else None
-                self.acr.set_faults(**FAULTS, rate_limit_per_second=rate, seed=seed)
+                self.acr.set_faults(**FAULTS, seed=seed)
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
