@@ -110,6 +110,6 @@ def prune_tags(timer: func.TimerRequest) -> None:
 )
 def reconcile_tags(timer: func.TimerRequest) -> None:
     """Level-triggered catch-up: every source tag's digest gets its generated tag (adds only)."""
-    from retag.reconcile import run_scheduled_reconcile
+    from retag.reconciler import run_scheduled_reconcile
 
     run_scheduled_reconcile(settings(), registry, log=log, past_due=timer.past_due)

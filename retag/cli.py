@@ -921,7 +921,7 @@ def add_engine_commands(sub: Any) -> None:
     they add their own parser, we add the settings options and run them with this CLI's settings
     and registry, so .env, --registry and the error handling are the same for every command."""
     from retag.cli_prune import add_prune_parser
-    from retag.reconcile import add_reconcile_parser
+    from retag.cli_reconcile import add_reconcile_parser
 
     prune = add_prune_parser(sub, formatter_class=_Formatter)
     add_settings_arguments(prune, suppress=True)
@@ -942,7 +942,7 @@ def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
-    from retag.reconcile import run_reconcile
+    from retag.cli_reconcile import run_reconcile
 
     settings = ctx.settings()
     registry = ctx.registry()
