@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from retag.oci import short_digest
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
@@ -296,11 +298,6 @@ def load_template(
     except ValueError as exc:
         option = "--template" if text is not None else "RETAG_TAG_TEMPLATE"
         raise CliError(f"{option}: {one_line(exc)}", EXIT_USAGE) from exc
-
-
-def short_digest(digest: str) -> str:
-    algorithm, _, hexpart = digest.partition(":")
-    return f"{algorithm}:{hexpart[:12]}"
 
 
 def utc_iso(moment: datetime) -> str:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from retag.oci import short_digest
 from retag.registry import ManifestInfo, TagInfo
 
 if TYPE_CHECKING:
@@ -690,7 +691,8 @@ class PruneReport:
         verb = "would delete" if self.mode == "dry-run" else "deleted"
         for r in self.repositories:
             out.extend(
-                f"{verb}: {r.repository} {d.kind} {d.name} ({_short(d.digest)}; {d.reason.value})"
+                f"{verb}: {r.repository} {d.kind} {d.name}"
+                f" ({short_digest(d.digest)}; {d.reason.value})"
                 for d in r.deleted
             )
             out.extend(
@@ -700,10 +702,6 @@ class PruneReport:
                 f"failed: {r.repository} {f.item.kind} {f.item.name}: {f.error}" for f in r.failed
             )
         return "\n".join(out) + "\n"
-
-
-def _short(digest: str) -> str:
-    return "sha256:" + digest.removeprefix("sha256:")[:12]
 
 
 _TABLE_COUNTS = ("deleted_tags", "deleted_manifests", "locked", "failed", "remaining")

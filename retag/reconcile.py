@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from retag.naming import TagTemplate
+from retag.oci import short_digest
 from retag.registry import TagInfo
 
 Mode = Literal["dry-run", "apply"]
@@ -85,6 +86,7 @@ def plan_repository(  # noqa: PLR0917 - the documented positional contract
     repository look in sync. A repository with several source tags gets one decision per tag.
     """
     updated_on = _utc(source.last_updated_on)
+    short = short_digest(source.digest, algorithm=False)
 
     def decide(outcome: DecisionOutcome, tag: str | None, reason: str) -> Decision:
         return Decision(repository, source.name, source.digest, updated_on, outcome, tag, reason)
@@ -102,7 +104,7 @@ def plan_repository(  # noqa: PLR0917 - the documented positional contract
     if existing:
         newest = existing[-1].name
         more = f" (+{len(existing) - 1} more)" if len(existing) > 1 else ""
-        return decide("in-sync", newest, f"{newest}{more} is on {_short(source.digest)}")
+        return decide("in-sync", newest, f"{newest}{more} is on {short}")
     age = _utc(now) - updated_on
     if age < grace:
         when = (
@@ -117,9 +119,7 @@ def plan_repository(  # noqa: PLR0917 - the documented positional contract
             " left to the event path",
         )
     new_tag = template.render(source.name, updated_on, source.digest)
-    return decide(
-        "tag", new_tag, f"no generated tag on {_short(source.digest)} (pushed {_iso(updated_on)})"
-    )
+    return decide("tag", new_tag, f"no generated tag on {short} (pushed {_iso(updated_on)})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ class ReconcileReport:
                         result.repository,
                         source.status,
                         source.source_tag,
-                        _short(source.digest) if source.digest else "-",
+                        short_digest(source.digest, algorithm=False) if source.digest else "-",
                         source.tag or "-",
                         source.reason,
                     )
@@ -344,10 +344,6 @@ def _utc(moment: datetime) -> datetime:
 
 def _iso(moment: datetime) -> str:
     return _utc(moment).isoformat().replace("+00:00", "Z")
-
-
-def _short(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
 
 
 def _format_age(age: timedelta) -> str:
