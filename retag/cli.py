@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from retag.logline import one_line
 from retag.oci import short_digest
 
 if TYPE_CHECKING:
@@ -62,12 +63,6 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
-
-
-def one_line(text: object, limit: int = 400) -> str:
-    """Collapse whitespace (SDK messages span lines) and clip."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def role_hint(need: Need, login_server: str) -> str:

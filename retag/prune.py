@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from retag.logline import format_field, redact
 from retag.oci import short_digest
 from retag.registry import ManifestInfo, TagInfo
 
@@ -549,13 +550,14 @@ class RepositoryResult:
         c = self.counts()
         kept = ",".join(f"{k}:{v}" for k, v in self.kept_counts().items()) or "-"
         line = (
-            f"prune repository={self.repository} mode={mode} deleted_tags={c['deleted_tags']} "
+            f"prune repository={format_field(self.repository)} mode={mode} "
+            f"deleted_tags={c['deleted_tags']} "
             f"deleted_manifests={c['deleted_manifests']} kept={c['kept']} kept_by_reason={kept} "
             f"locked={c['locked']} failed={c['failed']} remaining={c['remaining']} "
             f"requests={self.requests}"
         )
         if self.error:
-            line += f" error={self.error!r}"
+            line += f" error={redact(self.error)!r}"
         return line
 
     def summarised(self) -> RepositoryResult:
@@ -626,7 +628,7 @@ class PruneReport:
             f"prune run mode={self.mode} {parts} requests={self.requests} "
             f"throttled={self.throttled} duration_s={self.duration_seconds:.1f} "
             f"complete={str(self.complete).lower()}"
-        ) + (f" error={self.catalog_error!r}" if self.catalog_error else "")
+        ) + (f" error={redact(self.catalog_error)!r}" if self.catalog_error else "")
 
     def to_dict(self) -> dict[str, object]:
         return {

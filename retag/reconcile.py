@@ -20,12 +20,12 @@ Pure: no I/O. The engine that reads the registry and adds the tags is `retag.rec
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from retag.logline import format_field, format_text
 from retag.naming import TagTemplate
 from retag.oci import short_digest
 from retag.registry import TagInfo
@@ -209,12 +209,12 @@ class RepositoryResult:
         parts = [
             "acr-retag reconcile",
             f"status={self.status}",
-            f"repository={_field(self.repository)}",
-            f"source_tag={_field(shown.source_tag if shown else None)}",
-            f"digest={_field(shown.digest if shown else None)}",
-            f"tag={_field(shown.tag if shown else None)}",
+            f"repository={format_field(self.repository)}",
+            f"source_tag={format_field(shown.source_tag if shown else None)}",
+            f"digest={format_field(shown.digest if shown else None)}",
+            f"tag={format_field(shown.tag if shown else None)}",
             f"duration_ms={self.duration_ms}",
-            f"reason={json.dumps(self.reason)}",
+            f"reason={format_text(self.reason)}",
         ]
         return " ".join(parts)
 
@@ -272,9 +272,9 @@ class ReconcileReport:
             f"complete={'yes' if self.complete else 'no'}",
         ]
         if self.error:
-            parts.append(f"error={json.dumps(self.error)}")
+            parts.append(f"error={format_text(self.error)}")
         if self.unlisted:
-            parts.append(f"unlisted={json.dumps(self.unlisted)}")
+            parts.append(f"unlisted={format_text(self.unlisted)}")
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -358,17 +358,3 @@ def _format_age(age: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts)
-
-
-def _field(value: str | None) -> str:
-    if value is None:
-        return "-"
-    return value if _PLAIN.fullmatch(value) else json.dumps(value)
-
-
-_PLAIN = re.compile(r"[A-Za-z0-9._:/@+-]+")
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

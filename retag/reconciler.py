@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from retag.logline import describe_error
 from retag.reconcile import (
     Mode,
     ReconcileReport,
     RepositoryResult,
     SourceStatus,
     SourceTagResult,
-    _describe,
     _format_age,
     _utc,
     plan_repository,
@@ -154,11 +154,11 @@ class _Engine:
                 if stopped:
                     # The time box is over anyway: repositories not listed yet are simply not
                     # reached, which the next run covers.
-                    report.unlisted = f"catalog listing stopped: {_describe(error)}"
+                    report.unlisted = f"catalog listing stopped: {describe_error(error)}"
                 else:
                     if not isinstance(error, RegistryError):
                         _logger.exception("listing repositories failed unexpectedly")
-                    report.error = f"listing repositories failed: {_describe(error)}"
+                    report.error = f"listing repositories failed: {describe_error(error)}"
         report.repositories = [
             entry.result() if isinstance(entry, Future) else entry for entry in entries
         ]
@@ -229,7 +229,7 @@ class _Engine:
                     "failed",
                     reason=(
                         f"registry busy or unavailable after {attempt} attempt(s):"
-                        f" {_describe(error)}; the next run retries"
+                        f" {describe_error(error)}; the next run retries"
                     ),
                     attempts=attempt,
                 )
@@ -238,7 +238,7 @@ class _Engine:
                 return SourceTagResult(
                     source_tag,
                     "failed",
-                    reason=f"unexpected error: {_describe(error)}",
+                    reason=f"unexpected error: {describe_error(error)}",
                     attempts=attempt,
                 )
             if attempt == 1:
@@ -267,7 +267,7 @@ class _Engine:
         except TransientRegistryError:
             raise
         except RegistryError as error:
-            return SourceTagResult(source_tag, "failed", reason=_describe(error))
+            return SourceTagResult(source_tag, "failed", reason=describe_error(error))
         decision = plan_repository(
             repository,
             source,
@@ -311,7 +311,7 @@ class _Engine:
         except TransientRegistryError:
             raise
         except (RegistryError, ValueError) as error:
-            return result("failed", _describe(error))
+            return result("failed", describe_error(error))
         return result("tagged", decision.reason, created)
 
 
