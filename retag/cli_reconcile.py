@@ -9,11 +9,10 @@ Exit codes: 0 ok, 1 a repository (or the catalog listing) failed, 2 usage or set
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from datetime import timedelta
 from typing import TYPE_CHECKING, TextIO
 
+from retag.cli_args import duration_argument, int_argument, regex_argument
 from retag.reconciler import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION, reconcile_registry
 from retag.registry import RegistryError
 
@@ -51,19 +50,19 @@ def add_reconcile_parser(
     parser.add_argument(
         "--repository",
         metavar="REGEX",
-        type=_regex_argument,
+        type=regex_argument,
         help="only repositories fully matching REGEX (on top of the retag filters)",
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=int_argument(1),
         default=DEFAULT_CONCURRENCY,
         help=f"repositories checked in parallel (default {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
         "--max-duration",
         metavar="DURATION",
-        type=_duration_argument,
+        type=duration_argument,
         default=DEFAULT_MAX_DURATION,
         help="stop starting repositories after this long, e.g. 90s, 10m (default 8m)",
     )
@@ -117,29 +116,3 @@ def run_reconcile(
     if args.json:
         print(report.summary_line(), file=err)
     return 1 if report.failed else 0
-
-
-def _regex_argument(text: str) -> re.Pattern[str]:
-    try:
-        return re.compile(text)
-    except re.error as error:
-        raise argparse.ArgumentTypeError(f"invalid regular expression {text!r}: {error}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def _duration_argument(text: str) -> timedelta:
-    from retag.config import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
