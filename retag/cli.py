@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from retag.logline import one_line
 from retag.oci import short_digest
+from retag.timestamps import utc_iso
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -295,10 +296,6 @@ def load_template(
         raise CliError(f"{option}: {one_line(exc)}", EXIT_USAGE) from exc
 
 
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def emit_json(value: object) -> None:
     json.dump(value, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
@@ -350,7 +347,7 @@ def cmd_tag(args: argparse.Namespace, ctx: Context) -> int:
                 "source_tag": source_tag,
                 "digest": digest,
                 "tag": result,
-                "timestamp": utc_iso(pushed_at),
+                "timestamp": utc_iso(pushed_at, "seconds"),
                 "timestamp_source": basis,
             }
         )
@@ -386,8 +383,8 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
                 {
                     "tag": t.name,
                     "digest": t.digest,
-                    "created": utc_iso(t.created_on),
-                    "last_updated": utc_iso(t.last_updated_on),
+                    "created": utc_iso(t.created_on, "seconds"),
+                    "last_updated": utc_iso(t.last_updated_on, "seconds"),
                     "kind": tag_kind(t.name, source_tags, template),
                     "locked": t.locked,
                     "can_delete": t.can_delete,
@@ -406,7 +403,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
             [
                 t.name,
                 short_digest(t.digest),
-                utc_iso(t.last_updated_on),
+                utc_iso(t.last_updated_on, "seconds"),
                 tag_kind(t.name, source_tags, template),
                 "locked" if t.locked else "-",
             ]

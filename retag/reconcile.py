@@ -22,13 +22,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from retag.config import format_duration
 from retag.logline import format_field, format_text
 from retag.naming import TagTemplate
 from retag.oci import short_digest
 from retag.registry import TagInfo
+from retag.timestamps import as_utc, utc_iso
 
 Mode = Literal["dry-run", "apply"]
 DecisionOutcome = Literal["in-sync", "tag", "skipped"]
@@ -85,7 +87,7 @@ def plan_repository(  # noqa: PLR0917 - the documented positional contract
     Tags in `tags_on_digest` that point elsewhere are ignored, so a stale listing cannot make a
     repository look in sync. A repository with several source tags gets one decision per tag.
     """
-    updated_on = _utc(source.last_updated_on)
+    updated_on = as_utc(source.last_updated_on)
     short = short_digest(source.digest, algorithm=False)
 
     def decide(outcome: DecisionOutcome, tag: str | None, reason: str) -> Decision:
@@ -99,27 +101,27 @@ def plan_repository(  # noqa: PLR0917 - the documented positional contract
             and tag.name != source.name
             and template.is_generated(tag.name, source.name)
         ),
-        key=lambda tag: (_utc(tag.last_updated_on), tag.name),
+        key=lambda tag: (as_utc(tag.last_updated_on), tag.name),
     )
     if existing:
         newest = existing[-1].name
         more = f" (+{len(existing) - 1} more)" if len(existing) > 1 else ""
         return decide("in-sync", newest, f"{newest}{more} is on {short}")
-    age = _utc(now) - updated_on
+    age = as_utc(now) - updated_on
     if age < grace:
         when = (
-            f"updated {_format_age(age)} ago"
+            f"updated {format_duration(age)} ago"
             if age >= timedelta(0)
-            else f"updated in the future ({_iso(updated_on)}; clock skew?)"
+            else f"updated in the future ({utc_iso(updated_on)}; clock skew?)"
         )
         return decide(
             "skipped",
             None,
-            f"within grace period: {source.name} {when}, grace {_format_age(grace)};"
+            f"within grace period: {source.name} {when}, grace {format_duration(grace)};"
             " left to the event path",
         )
     new_tag = template.render(source.name, updated_on, source.digest)
-    return decide("tag", new_tag, f"no generated tag on {short} (pushed {_iso(updated_on)})")
+    return decide("tag", new_tag, f"no generated tag on {short} (pushed {utc_iso(updated_on)})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class SourceTagResult:
             "source_tag": self.source_tag,
             "status": self.status,
             "digest": self.digest,
-            "updated_on": _iso(self.updated_on) if self.updated_on else None,
+            "updated_on": utc_iso(self.updated_on) if self.updated_on else None,
             "tag": self.tag,
             "reason": self.reason,
             "attempts": self.attempts,
@@ -280,7 +282,7 @@ class ReconcileReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
-            "started_at": _iso(self.started_at),
+            "started_at": utc_iso(self.started_at),
             "max_duration_s": self.max_duration.total_seconds(),
             "duration_s": round(self.duration_s, 3),
             "complete": self.complete,
@@ -329,32 +331,3 @@ class ReconcileReport:
             lines.append(f"error: {self.error}")
         lines.append(self.summary_line())
         return "\n".join(line.rstrip() for line in lines)
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-
-
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC datetime (naive values are taken to be UTC already)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return _utc(moment).isoformat().replace("+00:00", "Z")
-
-
-def _format_age(age: timedelta) -> str:
-    seconds = int(age.total_seconds())
-    if seconds < 0:
-        return f"-{_format_age(-age)}"
-    if seconds == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts)

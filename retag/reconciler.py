@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from retag.config import format_duration
 from retag.logline import describe_error
 from retag.reconcile import (
     Mode,
@@ -28,8 +29,6 @@ from retag.reconcile import (
     RepositoryResult,
     SourceStatus,
     SourceTagResult,
-    _format_age,
-    _utc,
     plan_repository,
 )
 from retag.registry import (
@@ -40,6 +39,7 @@ from retag.registry import (
     RegistryError,
     TransientRegistryError,
 )
+from retag.timestamps import as_utc
 
 if TYPE_CHECKING:
     from retag.config import Settings
@@ -85,7 +85,7 @@ def reconcile_registry(
         settings=settings,
         mode=mode,
         repository_filter=repository_filter,
-        now=_utc(now) if now is not None else datetime.now(UTC),
+        now=as_utc(now) if now is not None else datetime.now(UTC),
         monotonic=monotonic,
         sleep=sleep,
         retry_delay=retry_delay,
@@ -142,7 +142,7 @@ class _Engine:
                             RepositoryResult(
                                 repository,
                                 "not-reached",
-                                f"time box of {_format_age(max_duration)} over; the next run"
+                                f"time box of {format_duration(max_duration)} over; the next run"
                                 " continues",
                             )
                         )
