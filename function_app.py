@@ -99,7 +99,7 @@ def on_image_pushed(event: func.EventGridEvent) -> None:
 )
 def prune_tags(timer: func.TimerRequest) -> None:
     """Deletes old generated tags per PRUNE_MODE (dry-run by default); protected items never."""
-    from retag.prune import run_scheduled_prune
+    from retag.pruner import run_scheduled_prune
 
     run_scheduled_prune(settings(), registry, past_due=timer.past_due, log=log.info)
 

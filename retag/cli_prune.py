@@ -186,23 +186,13 @@ def run_prune(
 def _run(
     settings: Settings, registry: Registry, err: TextIO, stream: _JsonStream | None
 ) -> PruneReport:
-    from retag.prune import PrunePolicy
-    from retag.pruner import prune_registry
+    from retag.pruner import prune_with_settings
 
-    prune = settings.prune
-    mode: Literal["dry-run", "delete"] = "delete" if prune.mode == "delete" else "dry-run"
+    mode: Literal["dry-run", "delete"] = "delete" if settings.prune.mode == "delete" else "dry-run"
     progress = _ProgressLine(err) if _isatty(err) else None
     try:
-        return prune_registry(
-            registry,
-            PrunePolicy.from_settings(settings),
-            mode=mode,
-            repositories=lambda name: prune.in_scope(name, settings.retag),
-            concurrency=prune.concurrency,
-            max_duration=prune.max_duration,
-            progress=progress,
-            on_repository=stream,
-            keep_items=False,
+        return prune_with_settings(
+            registry, settings, mode=mode, progress=progress, on_repository=stream
         )
     finally:
         if progress is not None:

@@ -51,7 +51,6 @@ from retag.registry import ManifestInfo, TagInfo
 
 if TYPE_CHECKING:
     from retag.config import Settings
-    from retag.registry import Registry
 
 ItemKind = Literal["tag", "manifest"]
 
@@ -141,12 +140,7 @@ class Kept:
     reason: KeepReason
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "digest": self.digest,
-            "reason": self.reason.value,
-        }
+        return _item_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +158,16 @@ class Deletion:
     """Manifests only (`untagged-after-prune`): the tags this plan deletes first."""
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "digest": self.digest,
-            "reason": self.reason.value,
-        }
+        return _item_dict(self)
+
+
+def _item_dict(item: Kept | Deletion) -> dict[str, str]:
+    return {
+        "kind": item.kind,
+        "name": item.name,
+        "digest": item.digest,
+        "reason": item.reason.value,
+    }
 
 
 @dataclass(frozen=True)
@@ -707,20 +705,3 @@ class PruneReport:
 
 
 _TABLE_COUNTS = ("deleted_tags", "deleted_manifests", "locked", "failed", "remaining")
-
-
-def run_scheduled_prune(
-    settings: Settings,
-    registry: Registry | Callable[[], Registry],
-    *,
-    past_due: bool,
-    log: Callable[[str], None],
-    now: datetime | Callable[[], datetime] | None = None,
-) -> PruneReport:
-    """The `prune_tags` timer: honours PRUNE_MODE (off | dry-run | delete), logs one summary line
-    per repository and one per run, and returns the report. `registry` may be a factory (not
-    called when PRUNE_MODE=off). Implemented in `retag.pruner` (imported lazily: this module
-    stays free of threads and I/O)."""
-    from retag import pruner
-
-    return pruner.run_scheduled_prune(settings, registry, past_due=past_due, log=log, now=now)

@@ -538,23 +538,52 @@ def run_scheduled_prune(
         return PruneReport(mode="off", started_at=datetime.now(UTC))
     client = registry if _is_registry(registry) else cast("Callable[[], Registry]", registry)()
     mode: Mode = prune.mode
-    report = prune_registry(
+    report = prune_with_settings(
         client,
+        settings,
+        mode=mode,
+        now=now,
+        on_repository=lambda result: log(result.log_line(mode)),
+    )
+    log(report.log_line())
+    return report
+
+
+def prune_with_settings(
+    registry: Registry,
+    settings: Settings,
+    *,
+    mode: Mode,
+    now: datetime | Callable[[], datetime] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    on_repository: Callable[[RepositoryResult], None] | None = None,
+) -> PruneReport:
+    """One run with the policy, scope, concurrency and time box the PRUNE_* and RETAG_* settings
+    describe: what the timer and `python -m retag prune` both run. The report keeps summaries
+    only (`keep_items=False`); every item reaches `on_repository`."""
+    prune = settings.prune
+    return prune_registry(
+        registry,
         PrunePolicy.from_settings(settings),
         mode=mode,
         repositories=lambda name: prune.in_scope(name, settings.retag),
         concurrency=prune.concurrency,
         max_duration=prune.max_duration,
         now=now,
-        on_repository=lambda result: log(result.log_line(mode)),
+        progress=progress,
+        on_repository=on_repository,
         keep_items=False,
     )
-    log(report.log_line())
-    return report
 
 
 def _is_registry(candidate: object) -> TypeGuard[Registry]:
     return hasattr(candidate, "list_repositories") and hasattr(candidate, "delete_tag")
 
 
-__all__ = ["AdaptiveLimiter", "Progress", "prune_registry", "run_scheduled_prune"]
+__all__ = [
+    "AdaptiveLimiter",
+    "Progress",
+    "prune_registry",
+    "prune_with_settings",
+    "run_scheduled_prune",
+]
