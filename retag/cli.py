@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from retag.logline import one_line
-from retag.oci import short_digest
+from retag.oci import digest_problem, repository_problem, short_digest, tag_problem
 from retag.timestamps import utc_iso
 
 if TYPE_CHECKING:
@@ -241,30 +241,21 @@ def permission_message(exc: Exception, need: Need, ctx: Context) -> str:
 
 
 def check_repository(name: str) -> str:
-    from retag.oci import repository_problem
-
-    problem = repository_problem(name)
-    if problem is not None:
-        raise CliError(f"repository {name!r} {problem} (e.g. myapp or team/myapp)", EXIT_USAGE)
-    return name
+    return _checked("repository", name, repository_problem(name), " (e.g. myapp or team/myapp)")
 
 
 def check_tag(tag: str) -> str:
-    from retag.oci import tag_problem
-
-    problem = tag_problem(tag)
-    if problem is not None:
-        raise CliError(f"tag {tag!r} {problem}", EXIT_USAGE)
-    return tag
+    return _checked("tag", tag, tag_problem(tag))
 
 
 def check_digest(digest: str) -> str:
-    from retag.oci import digest_problem
+    return _checked("digest", digest, digest_problem(digest))
 
-    problem = digest_problem(digest)
+
+def _checked(what: str, value: str, problem: str | None, example: str = "") -> str:
     if problem is not None:
-        raise CliError(f"digest {digest!r} {problem}", EXIT_USAGE)
-    return digest
+        raise CliError(f"{what} {value!r} {problem}{example}", EXIT_USAGE)
+    return value
 
 
 def split_reference(reference: str, default_tag: str = "latest") -> tuple[str, str]:
