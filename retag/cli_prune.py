@@ -160,11 +160,8 @@ def run_prune(
     if registry is None:
         from retag.acr import AcrRegistry
 
-        r = settings.registry
         try:
-            owned = AcrRegistry(
-                r.login_server, credential=r.credential, audience=r.audience, ca_bundle=r.ca_bundle
-            )
+            owned = AcrRegistry.from_settings(settings.registry)
         except ValueError as exc:
             print(f"acr-retag: error: registry: {exc}", file=err)
             return EXIT_USAGE
