@@ -897,9 +897,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_engine_commands(sub: Any) -> None:
-    """`prune` and `reconcile` are defined by their engines' modules (flags mirror the settings):
-    they add their own parser, we add the settings options and run them with this CLI's settings
-    and registry, so .env, --registry and the error handling are the same for every command."""
+    """`prune` and `reconcile` are defined by `retag.cli_prune` and `retag.cli_reconcile` (flags
+    mirror the settings): they add their own parser, we add the settings options and run them
+    with this CLI's settings and registry, so .env, --registry and the error handling are the
+    same for every command."""
     from retag.cli_prune import add_prune_parser
     from retag.cli_reconcile import add_reconcile_parser
 
