@@ -1,0 +1,251 @@
+"""`AcrRegistry.list_tags` reads `_tags` pages as raw JSON (not through the SDK's deserializer).
+
+Differential: every listing is compared with what the SDK's own `list_tag_properties` returns for
+the same registry state (the real SDK, over TLS, against the emulator), so the fast path cannot
+drift from the SDK's meaning of a tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+from retag.acr import AcrRegistry, _next_link, tag_info_from_json
+from retag.registry import NotFoundError, RegistryError, TagInfo
+from tests.acr.conftest import clear, logged
+from tests.support import images
+
+DIGEST = "sha256:" + "a" * 64
+
+
+def push(acr: Emulator, repo: str, image: images.Image, tag: str | None = None) -> str:
+    return images.push_image(acr.endpoint, repo, image, tag, verify=acr.ca_bundle)
+
+
+@pytest.fixture
+def small_pages(acr: Emulator) -> Iterator[AcrRegistry]:
+    adapter = AcrRegistry(
+        acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle, page_size=3
+    )
+    yield adapter
+    adapter.close()
+
+
+def sdk_tags(registry: AcrRegistry, repo: str, **kwargs: Any) -> list[TagInfo]:
+    """The same listing through the SDK's `list_tag_properties` (what `list_tags` used to do)."""
+    return [
+        TagInfo(
+            name=p.name,
+            digest=p.digest,
+            created_on=p.created_on,
+            last_updated_on=p.last_updated_on,
+            can_delete=p.can_delete is not False,
+            can_write=p.can_write is not False,
+        )
+        for p in registry._client.list_tag_properties(
+            repo, results_per_page=registry._page_size, **kwargs
+        )
+    ]
+
+
+def test_digest_filter_over_several_pages_matches_the_sdk(
+    acr: Emulator, small_pages: AcrRegistry, repo: str
+) -> None:
+    one, two = images.oci_image(seed=101), images.docker_image(seed=102)
+    push(acr, repo, one, "one")
+    push(acr, repo, two, "two")
+    first = small_pages.get_manifest(repo, one.digest)
+    second = small_pages.get_manifest(repo, two.digest)
+    on_one = {"one"} | {f"a{i:02d}" for i in range(9)}  # 10 tags: pages of 3, 3, 3, 1
+    for name in sorted(on_one - {"one"}):
+        small_pages.put_manifest(repo, first, name)
+    for i in range(4):
+        small_pages.put_manifest(repo, second, f"b{i}")
+    # one locked tag on the filtered digest: the flags must come through the raw JSON
+    small_pages._client.update_tag_properties(repo, "a03", can_delete=False, can_write=False)
+
+    list(small_pages.list_tags(repo, digest=DIGEST))  # warm the token: no 401 below
+    clear(acr)
+    listed = list(small_pages.list_tags(repo, digest=one.digest))
+    log = logged(acr, 4)
+    pages = [e for e in log if e["path"] == f"/acr/v1/{repo}/_tags"]
+    assert [e["status"] for e in pages] == [200, 200, 200, 200]
+    assert pages[0]["query"] == {"n": "3", "digest": one.digest}
+    for page in pages[1:]:  # followed from Link: the filter and page size are kept
+        assert page["query"]["digest"] == one.digest
+        assert page["query"]["n"] == "3"
+        assert page["query"]["last"]
+    assert sorted(t.name for t in listed) == sorted(on_one)
+    assert len(listed) == len(on_one)
+    assert {t.digest for t in listed} == {one.digest}
+    locked = {t.name for t in listed if t.locked}
+    assert locked == {"a03"}
+    assert next(t for t in listed if t.name == "a03").can_write is False
+
+    assert listed == sdk_tags(small_pages, repo, digest=one.digest)
+    everything = list(small_pages.list_tags(repo))
+    assert everything == sdk_tags(small_pages, repo)
+    assert len(everything) == len(on_one) + 5
+    for tag in everything:
+        assert tag.created_on.tzinfo is not None
+        assert tag.created_on.utcoffset() is not None
+        assert tag.last_updated_on >= tag.created_on
+
+
+def test_list_tags_streams_one_page_at_a_time(
+    acr: Emulator, small_pages: AcrRegistry, repo: str
+) -> None:
+    image = images.oci_image(seed=103)
+    push(acr, repo, image, "latest")
+    manifest = small_pages.get_manifest(repo, image.digest)
+    for i in range(8):
+        small_pages.put_manifest(repo, manifest, f"t{i}")
+    list(small_pages.list_tags(repo))  # warm the token
+    before = small_pages.requests_made
+    tags = small_pages.list_tags(repo)
+    assert small_pages.requests_made == before  # a generator: nothing sent yet
+    [next(tags) for _ in range(3)]
+    assert small_pages.requests_made == before + 1  # one page so far
+    next(tags)
+    assert small_pages.requests_made == before + 2
+    assert len(list(tags)) == 5
+    assert small_pages.requests_made == before + 3
+
+
+def test_repository_name_with_slashes_is_one_encoded_path_segment(
+    acr: Emulator, registry: AcrRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo = "team/sub/app"
+    image = images.oci_image(seed=104)
+    push(acr, repo, image, "v1")
+    push(acr, "team/sub", images.oci_image(seed=105), "other")
+    with caplog.at_level(logging.INFO, logger="azure.core.pipeline.policies.http_logging_policy"):
+        tags = list(registry.list_tags(repo, digest=image.digest))
+    assert [(t.name, t.digest) for t in tags] == [("v1", image.digest)]
+    assert [t.name for t in registry.list_tags("team/sub")] == ["other"]
+    urls = [r.getMessage() for r in caplog.records if "Request URL" in r.getMessage()]
+    assert urls
+    # like the SDK (`quote(name, safe="")`): slashes of the name are %2F in the path
+    assert all("/acr/v1/team%2Fsub%2Fapp/_tags?" in url for url in urls)
+    assert tags == sdk_tags(registry, repo, digest=image.digest)
+
+
+def test_missing_repository_is_not_found_and_a_bad_filter_is_an_error(
+    acr: Emulator, registry: AcrRegistry, repo: str
+) -> None:
+    with pytest.raises(NotFoundError, match=r"metadata_read nobody/here on .*not found"):
+        list(registry.list_tags("nobody/here"))
+    with pytest.raises(NotFoundError, match="not found"):
+        list(registry.list_tags("nobody/here", digest=DIGEST))
+    push(acr, repo, images.oci_image(seed=106), "latest")
+    # an unknown digest filters everything out; a malformed one is refused by the registry
+    assert list(registry.list_tags(repo, digest=DIGEST)) == []
+    with pytest.raises(RegistryError, match="HTTP 400"):
+        list(registry.list_tags(repo, digest="sha256:nothex"))
+
+
+# -- the JSON mapping (pure) ----------------------------------------------------------------------
+def test_tag_info_from_json_full_entry() -> None:
+    info = tag_info_from_json(
+        {
+            "name": "latest",
+            "digest": DIGEST,
+            "createdTime": "2026-11-29T23:07:00.1234567Z",
+            "lastUpdateTime": "2026-11-30T00:00:00.0000000Z",
+            "signed": False,
+            "changeableAttributes": {
+                "deleteEnabled": False,
+                "writeEnabled": True,
+                "readEnabled": True,
+                "listEnabled": True,
+            },
+        }
+    )
+    assert info.name == "latest"
+    assert info.digest == DIGEST
+    assert info.created_on.isoformat() == "2026-11-29T23:07:00.123456+00:00"
+    assert info.last_updated_on.isoformat() == "2026-11-30T00:00:00+00:00"
+    assert info.can_delete is False
+    assert info.can_write is True
+    assert info.locked
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [None, {}, {"readEnabled": False}, {"deleteEnabled": None, "writeEnabled": None}],
+    ids=["missing", "empty", "other-flags-only", "nulls"],
+)
+def test_missing_changeable_attributes_default_to_enabled(
+    attributes: dict[str, Any] | None,
+) -> None:
+    entry: dict[str, Any] = {
+        "name": "v1",
+        "digest": DIGEST,
+        "createdTime": "2026-01-01T00:00:00Z",
+        "lastUpdateTime": "2026-01-01T00:00:00Z",
+    }
+    if attributes is not None:
+        entry["changeableAttributes"] = attributes
+    info = tag_info_from_json(entry)
+    assert info.can_delete is True
+    assert info.can_write is True
+    assert not info.locked
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [(True, True), (False, False), ("true", True), ("False", False), (1, True), (0, False)],
+)
+def test_flags_in_the_forms_the_sdk_accepts(value: object, enabled: bool) -> None:
+    info = tag_info_from_json(
+        {
+            "name": "v1",
+            "digest": DIGEST,
+            "createdTime": "2026-01-01T00:00:00Z",
+            "lastUpdateTime": "2026-01-01T00:00:00Z",
+            "changeableAttributes": {"deleteEnabled": value, "writeEnabled": value},
+        }
+    )
+    assert info.can_delete is enabled
+    assert info.can_write is enabled
+
+
+def test_an_unreadable_flag_counts_as_a_lock() -> None:
+    info = tag_info_from_json(
+        {
+            "name": "v1",
+            "digest": DIGEST,
+            "createdTime": "2026-01-01T00:00:00Z",
+            "lastUpdateTime": "2026-01-01T00:00:00Z",
+            "changeableAttributes": {"deleteEnabled": "maybe"},
+        }
+    )
+    assert info.can_delete is False
+    assert info.locked
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"digest": DIGEST, "createdTime": "2026-01-01T00:00:00Z"},
+        {"name": "", "digest": DIGEST},
+        {"name": "v1", "createdTime": "2026-01-01T00:00:00Z"},
+        {"name": "v1", "digest": DIGEST, "lastUpdateTime": "2026-01-01T00:00:00Z"},
+        {"name": "v1", "digest": DIGEST, "createdTime": "2026-01-01T00:00:00Z"},
+        {"name": "v1", "digest": DIGEST, "createdTime": "soon", "lastUpdateTime": "later"},
+    ],
+    ids=["no-name", "empty-name", "no-digest", "no-created", "no-updated", "bad-times"],
+)
+def test_malformed_tag_entries_raise_registry_error(entry: dict[str, Any]) -> None:
+    with pytest.raises(RegistryError, match="registry listing has"):
+        tag_info_from_json(entry)
+
+
+def test_bare_link_is_followed_like_the_sdk() -> None:
+    assert _next_link("</acr/v1/a/_tags?last=x&n=3>") == "/acr/v1/a/_tags?last=x&n=3"
+    assert _next_link("</acr/v1/a/_tags?last=x&n=3>;") == "/acr/v1/a/_tags?last=x&n=3"
+    assert _next_link('</acr/v1/a/_tags?last=x&n=3>; rel="prev"') is None
