@@ -99,7 +99,7 @@ def on_image_pushed(event: func.EventGridEvent) -> None:
 )
 def prune_tags(timer: func.TimerRequest) -> None:
     """Deletes old generated tags per PRUNE_MODE (dry-run by default); protected items never."""
-    from retag.prune import run_scheduled_prune
+    from retag.pruner import run_scheduled_prune
 
     run_scheduled_prune(settings(), registry, past_due=timer.past_due, log=log.info)
 
@@ -110,6 +110,6 @@ def prune_tags(timer: func.TimerRequest) -> None:
 )
 def reconcile_tags(timer: func.TimerRequest) -> None:
     """Level-triggered catch-up: every source tag's digest gets its generated tag (adds only)."""
-    from retag.reconcile import run_scheduled_reconcile
+    from retag.reconciler import run_scheduled_reconcile
 
     run_scheduled_reconcile(settings(), registry, log=log, past_due=timer.past_due)

@@ -38,8 +38,8 @@ from retag.acr import AcrRegistry
 from retag.cli_prune import main as cli_main
 from retag.config import load_settings
 from retag.naming import TagTemplate
-from retag.prune import PrunePolicy, run_scheduled_prune
-from retag.pruner import prune_registry
+from retag.prune import PrunePolicy
+from retag.pruner import prune_registry, run_scheduled_prune
 from tests.support.images import docker_image, push_image
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from emulator import Emulator
 from retag.acr import AcrRegistry
 from retag.config import load_settings
-from retag.reconcile import ReconcileReport, reconcile_registry
+from retag.reconcile import ReconcileReport
+from retag.reconciler import reconcile_registry
 from tests.support.images import oci_image
 
 REPOSITORIES = int(os.environ.get("BENCH_RECONCILE_REPOSITORIES", "1000"))

@@ -131,12 +131,13 @@ def _wait_for_generated_tag(registry: Any, digest: str, timeout: float = 10.0) -
 
 
 def _print_tags(registry: Any, out: TextIO) -> None:
+    from retag.oci import short_digest
+
     tags = sorted(registry.list_tags(REPOSITORY), key=lambda t: (t.last_updated_on, t.name))
     print(f"\n  {'TAG':<36} {'DIGEST':<20} UPDATED (UTC)", file=out)
     for tag in tags:
-        short = tag.digest.removeprefix("sha256:")[:12]
         when = tag.last_updated_on.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"  {tag.name:<36} sha256:{short:<13} {when}", file=out)
+        print(f"  {tag.name:<36} {short_digest(tag.digest):<20} {when}", file=out)
 
 
 def _prune(out: TextIO) -> None:

@@ -28,6 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from retag.logline import one_line
+from retag.oci import digest_problem, repository_problem, short_digest, tag_problem
+from retag.timestamps import utc_iso
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
@@ -60,12 +64,6 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
-
-
-def one_line(text: object, limit: int = 400) -> str:
-    """Collapse whitespace (SDK messages span lines) and clip."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def role_hint(need: Need, login_server: str) -> str:
@@ -243,30 +241,21 @@ def permission_message(exc: Exception, need: Need, ctx: Context) -> str:
 
 
 def check_repository(name: str) -> str:
-    from retag.oci import repository_problem
-
-    problem = repository_problem(name)
-    if problem is not None:
-        raise CliError(f"repository {name!r} {problem} (e.g. myapp or team/myapp)", EXIT_USAGE)
-    return name
+    return _checked("repository", name, repository_problem(name), " (e.g. myapp or team/myapp)")
 
 
 def check_tag(tag: str) -> str:
-    from retag.oci import tag_problem
-
-    problem = tag_problem(tag)
-    if problem is not None:
-        raise CliError(f"tag {tag!r} {problem}", EXIT_USAGE)
-    return tag
+    return _checked("tag", tag, tag_problem(tag))
 
 
 def check_digest(digest: str) -> str:
-    from retag.oci import digest_problem
+    return _checked("digest", digest, digest_problem(digest))
 
-    problem = digest_problem(digest)
+
+def _checked(what: str, value: str, problem: str | None, example: str = "") -> str:
     if problem is not None:
-        raise CliError(f"digest {digest!r} {problem}", EXIT_USAGE)
-    return digest
+        raise CliError(f"{what} {value!r} {problem}{example}", EXIT_USAGE)
+    return value
 
 
 def split_reference(reference: str, default_tag: str = "latest") -> tuple[str, str]:
@@ -296,15 +285,6 @@ def load_template(
     except ValueError as exc:
         option = "--template" if text is not None else "RETAG_TAG_TEMPLATE"
         raise CliError(f"{option}: {one_line(exc)}", EXIT_USAGE) from exc
-
-
-def short_digest(digest: str) -> str:
-    algorithm, _, hexpart = digest.partition(":")
-    return f"{algorithm}:{hexpart[:12]}"
-
-
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def emit_json(value: object) -> None:
@@ -358,7 +338,7 @@ def cmd_tag(args: argparse.Namespace, ctx: Context) -> int:
                 "source_tag": source_tag,
                 "digest": digest,
                 "tag": result,
-                "timestamp": utc_iso(pushed_at),
+                "timestamp": utc_iso(pushed_at, "seconds"),
                 "timestamp_source": basis,
             }
         )
@@ -394,8 +374,8 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
                 {
                     "tag": t.name,
                     "digest": t.digest,
-                    "created": utc_iso(t.created_on),
-                    "last_updated": utc_iso(t.last_updated_on),
+                    "created": utc_iso(t.created_on, "seconds"),
+                    "last_updated": utc_iso(t.last_updated_on, "seconds"),
                     "kind": tag_kind(t.name, source_tags, template),
                     "locked": t.locked,
                     "can_delete": t.can_delete,
@@ -414,7 +394,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
             [
                 t.name,
                 short_digest(t.digest),
-                utc_iso(t.last_updated_on),
+                utc_iso(t.last_updated_on, "seconds"),
                 tag_kind(t.name, source_tags, template),
                 "locked" if t.locked else "-",
             ]
@@ -920,11 +900,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_engine_commands(sub: Any) -> None:
-    """`prune` and `reconcile` are defined by their engines' modules (flags mirror the settings):
-    they add their own parser, we add the settings options and run them with this CLI's settings
-    and registry, so .env, --registry and the error handling are the same for every command."""
+    """`prune` and `reconcile` are defined by `retag.cli_prune` and `retag.cli_reconcile` (flags
+    mirror the settings): they add their own parser, we add the settings options and run them
+    with this CLI's settings and registry, so .env, --registry and the error handling are the
+    same for every command."""
     from retag.cli_prune import add_prune_parser
-    from retag.reconcile import add_reconcile_parser
+    from retag.cli_reconcile import add_reconcile_parser
 
     prune = add_prune_parser(sub, formatter_class=_Formatter)
     add_settings_arguments(prune, suppress=True)
@@ -945,7 +926,7 @@ def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
-    from retag.reconcile import run_reconcile
+    from retag.cli_reconcile import run_reconcile
 
     settings = ctx.settings()
     registry = ctx.registry()

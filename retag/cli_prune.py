@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from retag.cli_args import duration_argument, int_argument, regex_argument
 
 if TYPE_CHECKING:
     from retag.config import Settings
@@ -51,35 +51,6 @@ examples:
   python -m retag prune --mode delete --untagged --json > prune-report.json
 
 exit codes: 0 ok, 1 a deletion or a repository listing failed, 2 usage or settings error"""
-
-
-def _duration(text: str) -> timedelta:
-    from retag.config import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _int_at_least(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
-        return value
-
-    return parse
-
-
-def _regex(text: str) -> re.Pattern[str]:
-    try:
-        return re.compile(text)
-    except re.error as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {exc}") from None
 
 
 def add_prune_parser(subparsers: Any, **parser_kwargs: Any) -> argparse.ArgumentParser:
@@ -116,10 +87,13 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
         help="same as --mode dry-run",
     )
     parser.add_argument(
-        "--keep", type=_int_at_least(0, 100_000), metavar="N", help="PRUNE_KEEP: newest kept"
+        "--keep", type=int_argument(0, 100_000), metavar="N", help="PRUNE_KEEP: newest kept"
     )
     parser.add_argument(
-        "--min-age", type=_duration, metavar="DURATION", help="PRUNE_MIN_AGE, e.g. 30m, 12h, 7d"
+        "--min-age",
+        type=duration_argument,
+        metavar="DURATION",
+        help="PRUNE_MIN_AGE, e.g. 30m, 12h, 7d",
     )
     parser.add_argument("--scope", choices=("generated", "all"), help="PRUNE_SCOPE")
     parser.add_argument(
@@ -130,15 +104,15 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--repository",
-        type=_regex,
+        type=regex_argument,
         metavar="REGEX",
         help="only repositories this regex fully matches (replaces PRUNE_REPOSITORIES)",
     )
     parser.add_argument(
-        "--concurrency", type=_int_at_least(1, 64), metavar="N", help="PRUNE_CONCURRENCY"
+        "--concurrency", type=int_argument(1, 64), metavar="N", help="PRUNE_CONCURRENCY"
     )
     parser.add_argument(
-        "--max-duration", type=_duration, metavar="DURATION", help="PRUNE_MAX_DURATION"
+        "--max-duration", type=duration_argument, metavar="DURATION", help="PRUNE_MAX_DURATION"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -186,11 +160,8 @@ def run_prune(
     if registry is None:
         from retag.acr import AcrRegistry
 
-        r = settings.registry
         try:
-            owned = AcrRegistry(
-                r.login_server, credential=r.credential, audience=r.audience, ca_bundle=r.ca_bundle
-            )
+            owned = AcrRegistry.from_settings(settings.registry)
         except ValueError as exc:
             print(f"acr-retag: error: registry: {exc}", file=err)
             return EXIT_USAGE
@@ -212,23 +183,13 @@ def run_prune(
 def _run(
     settings: Settings, registry: Registry, err: TextIO, stream: _JsonStream | None
 ) -> PruneReport:
-    from retag.prune import PrunePolicy
-    from retag.pruner import prune_registry
+    from retag.pruner import prune_with_settings
 
-    prune = settings.prune
-    mode: Literal["dry-run", "delete"] = "delete" if prune.mode == "delete" else "dry-run"
+    mode: Literal["dry-run", "delete"] = "delete" if settings.prune.mode == "delete" else "dry-run"
     progress = _ProgressLine(err) if _isatty(err) else None
     try:
-        return prune_registry(
-            registry,
-            PrunePolicy.from_settings(settings),
-            mode=mode,
-            repositories=lambda name: prune.in_scope(name, settings.retag),
-            concurrency=prune.concurrency,
-            max_duration=prune.max_duration,
-            progress=progress,
-            on_repository=stream,
-            keep_items=False,
+        return prune_with_settings(
+            registry, settings, mode=mode, progress=progress, on_repository=stream
         )
     finally:
         if progress is not None:

@@ -141,6 +141,22 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
+def format_duration(duration: timedelta) -> str:
+    """`timedelta(hours=1, minutes=30)` as `1h30m` (whole seconds; `0s`; negative with `-`)."""
+    seconds = int(duration.total_seconds())
+    if seconds < 0:
+        return f"-{format_duration(-duration)}"
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit in "dhms":
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
+
+
 # -- NCRONTAB ----------------------------------------------------------------------------------
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -375,19 +391,12 @@ def _duration_in(low: timedelta, high: timedelta) -> Callable[[str], timedelta]:
     def parse(value: str) -> timedelta:
         duration = parse_duration(value)
         if not low <= duration <= high:
-            raise ValueError(f"{value!r} is out of range {_fmt(low)} to {_fmt(high)}")
+            raise ValueError(
+                f"{value!r} is out of range {format_duration(low)} to {format_duration(high)}"
+            )
         return duration
 
     return parse
-
-
-def _fmt(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    for unit in ("d", "h", "m"):
-        size = _UNIT_SECONDS[unit]
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 class _Env:

@@ -78,3 +78,17 @@ def digest_problem(digest: str) -> str | None:
     if not digest.startswith("sha256:"):
         return "does not start with 'sha256:'"
     return "is not 'sha256:' followed by 64 lowercase hex characters"
+
+
+SHORT_DIGEST_LENGTH = 12
+"""Hex characters shown for a digest in tables, reasons and messages (as in generated tags)."""
+
+
+def short_digest(digest: str, *, algorithm: bool = True) -> str:
+    """`sha256:3f2a9c1b7d4e` for display: the algorithm and the first 12 hex characters.
+
+    A bare hex digest is taken to be sha256. `algorithm=False` gives the 12 hex characters only.
+    """
+    name, _, hex_part = digest.rpartition(":")
+    short = hex_part[:SHORT_DIGEST_LENGTH]
+    return f"{name or 'sha256'}:{short}" if algorithm else short

@@ -45,11 +45,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from retag.logline import format_field, redact
+from retag.oci import short_digest
 from retag.registry import ManifestInfo, TagInfo
 
 if TYPE_CHECKING:
     from retag.config import Settings
-    from retag.registry import Registry
 
 ItemKind = Literal["tag", "manifest"]
 
@@ -139,12 +140,7 @@ class Kept:
     reason: KeepReason
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "digest": self.digest,
-            "reason": self.reason.value,
-        }
+        return _item_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +158,16 @@ class Deletion:
     """Manifests only (`untagged-after-prune`): the tags this plan deletes first."""
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "digest": self.digest,
-            "reason": self.reason.value,
-        }
+        return _item_dict(self)
+
+
+def _item_dict(item: Kept | Deletion) -> dict[str, str]:
+    return {
+        "kind": item.kind,
+        "name": item.name,
+        "digest": item.digest,
+        "reason": item.reason.value,
+    }
 
 
 @dataclass(frozen=True)
@@ -548,13 +548,14 @@ class RepositoryResult:
         c = self.counts()
         kept = ",".join(f"{k}:{v}" for k, v in self.kept_counts().items()) or "-"
         line = (
-            f"prune repository={self.repository} mode={mode} deleted_tags={c['deleted_tags']} "
+            f"prune repository={format_field(self.repository)} mode={mode} "
+            f"deleted_tags={c['deleted_tags']} "
             f"deleted_manifests={c['deleted_manifests']} kept={c['kept']} kept_by_reason={kept} "
             f"locked={c['locked']} failed={c['failed']} remaining={c['remaining']} "
             f"requests={self.requests}"
         )
         if self.error:
-            line += f" error={self.error!r}"
+            line += f" error={redact(self.error)!r}"
         return line
 
     def summarised(self) -> RepositoryResult:
@@ -625,7 +626,7 @@ class PruneReport:
             f"prune run mode={self.mode} {parts} requests={self.requests} "
             f"throttled={self.throttled} duration_s={self.duration_seconds:.1f} "
             f"complete={str(self.complete).lower()}"
-        ) + (f" error={self.catalog_error!r}" if self.catalog_error else "")
+        ) + (f" error={redact(self.catalog_error)!r}" if self.catalog_error else "")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -690,7 +691,8 @@ class PruneReport:
         verb = "would delete" if self.mode == "dry-run" else "deleted"
         for r in self.repositories:
             out.extend(
-                f"{verb}: {r.repository} {d.kind} {d.name} ({_short(d.digest)}; {d.reason.value})"
+                f"{verb}: {r.repository} {d.kind} {d.name}"
+                f" ({short_digest(d.digest)}; {d.reason.value})"
                 for d in r.deleted
             )
             out.extend(
@@ -702,25 +704,4 @@ class PruneReport:
         return "\n".join(out) + "\n"
 
 
-def _short(digest: str) -> str:
-    return "sha256:" + digest.removeprefix("sha256:")[:12]
-
-
 _TABLE_COUNTS = ("deleted_tags", "deleted_manifests", "locked", "failed", "remaining")
-
-
-def run_scheduled_prune(
-    settings: Settings,
-    registry: Registry | Callable[[], Registry],
-    *,
-    past_due: bool,
-    log: Callable[[str], None],
-    now: datetime | Callable[[], datetime] | None = None,
-) -> PruneReport:
-    """The `prune_tags` timer: honours PRUNE_MODE (off | dry-run | delete), logs one summary line
-    per repository and one per run, and returns the report. `registry` may be a factory (not
-    called when PRUNE_MODE=off). Implemented in `retag.pruner` (imported lazily: this module
-    stays free of threads and I/O)."""
-    from retag import pruner
-
-    return pruner.run_scheduled_prune(settings, registry, past_due=past_due, log=log, now=now)

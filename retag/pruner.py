@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar, cast
 
+from retag.logline import describe_error
 from retag.prune import (
     INDEX_MEDIA_TYPES,
     MAY_HAVE_SUBJECT,
@@ -261,7 +262,7 @@ class _Runner:
         except RegistryError as exc:
             return RepositoryResult(
                 repository,
-                error=f"listing failed: {_describe(exc)}",
+                error=f"listing failed: {describe_error(exc)}",
                 requests=self.registry.requests_made - before,
             )
         try:
@@ -269,7 +270,7 @@ class _Runner:
         except RegistryError as exc:
             return RepositoryResult(
                 repository,
-                error=f"inspecting manifests failed: {_describe(exc)}",
+                error=f"inspecting manifests failed: {describe_error(exc)}",
                 requests=self.registry.requests_made - before,
             )
         del tags, manifests
@@ -415,20 +416,15 @@ class _Runner:
         except ConflictError:
             return _Outcome("kept", reason=KeepReason.LOCKED)  # locked after planning
         except TransientRegistryError as exc:
-            return _Outcome("transient", _describe(exc))
+            return _Outcome("transient", describe_error(exc))
         except PermissionDeniedError as exc:
-            return _Outcome("failed", f"permission denied: {_describe(exc)}")
+            return _Outcome("failed", f"permission denied: {describe_error(exc)}")
         except Exception as exc:  # one failed deletion never aborts the run
-            return _Outcome("failed", _describe(exc))
+            return _Outcome("failed", describe_error(exc))
 
 
 def _kept(deletion: Deletion, reason: KeepReason) -> Kept:
     return Kept(deletion.kind, deletion.name, deletion.digest, reason)
-
-
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:300]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 RepositoryFilter = Callable[[str], bool] | re.Pattern[str] | str | None
@@ -509,7 +505,7 @@ def prune_registry(
                     on_repository(result)  # every item, before the report keeps only summaries
                 report.repositories.append(result if keep_items else result.summarised())
         except RegistryError as exc:
-            report.catalog_error = f"listing repositories failed: {_describe(exc)}"
+            report.catalog_error = f"listing repositories failed: {describe_error(exc)}"
     report.timed_out = runner.timed_out
     report.duration_seconds = clock() - start
     report.requests = registry.requests_made - requests_before
@@ -542,23 +538,52 @@ def run_scheduled_prune(
         return PruneReport(mode="off", started_at=datetime.now(UTC))
     client = registry if _is_registry(registry) else cast("Callable[[], Registry]", registry)()
     mode: Mode = prune.mode
-    report = prune_registry(
+    report = prune_with_settings(
         client,
+        settings,
+        mode=mode,
+        now=now,
+        on_repository=lambda result: log(result.log_line(mode)),
+    )
+    log(report.log_line())
+    return report
+
+
+def prune_with_settings(
+    registry: Registry,
+    settings: Settings,
+    *,
+    mode: Mode,
+    now: datetime | Callable[[], datetime] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    on_repository: Callable[[RepositoryResult], None] | None = None,
+) -> PruneReport:
+    """One run with the policy, scope, concurrency and time box the PRUNE_* and RETAG_* settings
+    describe: what the timer and `python -m retag prune` both run. The report keeps summaries
+    only (`keep_items=False`); every item reaches `on_repository`."""
+    prune = settings.prune
+    return prune_registry(
+        registry,
         PrunePolicy.from_settings(settings),
         mode=mode,
         repositories=lambda name: prune.in_scope(name, settings.retag),
         concurrency=prune.concurrency,
         max_duration=prune.max_duration,
         now=now,
-        on_repository=lambda result: log(result.log_line(mode)),
+        progress=progress,
+        on_repository=on_repository,
         keep_items=False,
     )
-    log(report.log_line())
-    return report
 
 
 def _is_registry(candidate: object) -> TypeGuard[Registry]:
     return hasattr(candidate, "list_repositories") and hasattr(candidate, "delete_tag")
 
 
-__all__ = ["AdaptiveLimiter", "Progress", "prune_registry", "run_scheduled_prune"]
+__all__ = [
+    "AdaptiveLimiter",
+    "Progress",
+    "prune_registry",
+    "prune_with_settings",
+    "run_scheduled_prune",
+]

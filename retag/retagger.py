@@ -27,9 +27,7 @@ without it we cannot prove the event is about the registry we write to.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from typing import Literal
 
 from retag.config import Settings
 from retag.events import MalformedEvent, OtherEvent, parse_event
+from retag.logline import format_field, format_text
 from retag.oci import digest_problem, repository_problem, tag_problem
 from retag.registry import (
     ConflictError,
@@ -59,31 +58,6 @@ _STATUS_LEVEL: dict[str, int] = {
     "failed": logging.ERROR,
 }
 _REASON_MAX_LENGTH = 300
-_PLAIN_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@+-]+")
-_SECRET_PATTERNS = (
-    # JWTs (ACR access and refresh tokens, Entra ID tokens).
-    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"),
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(
-        r"(?i)\b(access_token|refresh_token|password|client_secret|secret|token|sig)"
-        r"([\"']?\s*[=:]\s*[\"']?)[^\s&,;\"']+"
-    ),
-)
-
-
-def _redact(text: str) -> str:
-    text = _SECRET_PATTERNS[0].sub("[redacted]", text)
-    text = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)} [redacted]", text)
-    return _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
-
-
-def _field(value: str | None) -> str:
-    if value is None:
-        return "-"
-    value = _redact(value)
-    if value != "-" and _PLAIN_VALUE_RE.fullmatch(value):
-        return value
-    return json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -110,23 +84,20 @@ class Outcome:
 
     def log_line(self) -> str:
         """`acr-retag outcome=... event_id=... ... reason="..."`; never contains a token."""
-        reason = _redact(self.reason)
-        if len(reason) > _REASON_MAX_LENGTH:
-            reason = reason[: _REASON_MAX_LENGTH - 3] + "..."
         parts = [
             "acr-retag",
             f"outcome={self.status}",
-            f"event_id={_field(self.event_id)}",
-            f"repository={_field(self.repository)}",
-            f"source_tag={_field(self.source_tag)}",
-            f"digest={_field(self.digest)}",
-            f"new_tag={_field(self.new_tag)}",
+            f"event_id={format_field(self.event_id)}",
+            f"repository={format_field(self.repository)}",
+            f"source_tag={format_field(self.source_tag)}",
+            f"digest={format_field(self.digest)}",
+            f"new_tag={format_field(self.new_tag)}",
             f"duration_ms={self.duration_ms:.1f}",
             f"requests={self.requests}",
         ]
         if self.retry:
             parts.append("retry=true")
-        parts.append(f"reason={json.dumps(reason)}")
+        parts.append(f"reason={format_text(self.reason, _REASON_MAX_LENGTH)}")
         return " ".join(parts)
 
 

@@ -12,7 +12,7 @@ from emulator import Emulator
 from retag.acr import AcrRegistry
 from retag.cli_prune import main
 from retag.config import load_settings
-from retag.prune import run_scheduled_prune
+from retag.pruner import run_scheduled_prune
 from tests.prune.emulated import Seeder, deletes, tags_of
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from emulator import Emulator
 from retag.acr import AcrRegistry
-from retag.reconcile import ReconcileReport, reconcile_registry
+from retag.reconcile import ReconcileReport
+from retag.reconciler import reconcile_registry
 from retag.registry import Registry, TransientRegistryError
 from retag.retagger import handle_event
 from tests.reconcile.conftest import Pusher, make_registry, make_settings, tags_of, writes

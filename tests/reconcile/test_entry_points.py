@@ -15,12 +15,8 @@ import pytest
 
 from emulator import Emulator
 from retag.acr import AcrRegistry
-from retag.reconcile import (
-    add_reconcile_parser,
-    reconcile_registry,
-    run_reconcile,
-    run_scheduled_reconcile,
-)
+from retag.cli_reconcile import add_reconcile_parser, run_reconcile
+from retag.reconciler import reconcile_registry, run_scheduled_reconcile
 from tests.reconcile.conftest import Pusher, make_registry, make_settings, tags_of, writes
 
 HOUR = 3600
