@@ -80,11 +80,14 @@ def plain_sdk(acr: Emulator, digest: str) -> Callable[[str], None]:
 
 def raw_http(acr: Emulator, digest: str) -> Callable[[str], None]:
     session = requests.Session()
-    session.verify = acr.ca_bundle
+    verify = (
+        acr.ca_bundle
+    )  # per request: REQUESTS_CA_BUNDLE in the environment beats session.verify
     scope = f"repository:{REPOSITORY}:pull,push"
     token = session.post(
         f"{acr.endpoint}/oauth2/token",
         data={"grant_type": "password", "service": acr.login_server, "scope": scope},
+        verify=verify,
         timeout=10,
     ).json()["access_token"]
     session.headers["Authorization"] = f"Bearer {token}"
@@ -94,6 +97,7 @@ def raw_http(acr: Emulator, digest: str) -> Callable[[str], None]:
         got = session.get(
             f"{acr.endpoint}/v2/{REPOSITORY}/manifests/{digest}",
             headers={"Accept": accept},
+            verify=verify,
             timeout=10,
         )
         got.raise_for_status()
@@ -101,6 +105,7 @@ def raw_http(acr: Emulator, digest: str) -> Callable[[str], None]:
             f"{acr.endpoint}/v2/{REPOSITORY}/manifests/{tag}",
             data=got.content,
             headers={"Content-Type": got.headers["Content-Type"]},
+            verify=verify,
             timeout=10,
         )
         put.raise_for_status()
