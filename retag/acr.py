@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from azure.containerregistry import ContainerRegistryClient, DigestValidationError
@@ -85,6 +85,8 @@ from retag.registry import (
 
 if TYPE_CHECKING:
     from retag.config import RegistrySettings
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DEFAULT_AUDIENCE",
@@ -1064,13 +1066,7 @@ class AcrRegistry:
 
     def list_manifests(self, repository: str) -> Iterator[ManifestInfo]:
         path = f"/acr/v1/{_quote(repository)}/_manifests"
-        for entry in self._paged(path, {}, "manifests", "metadata_read", repository):
-            if isinstance(entry, Mapping):
-                try:
-                    info = manifest_info_from_json(entry)
-                except RegistryError as exc:
-                    self._fail("metadata_read", repository, str(exc))
-                yield info
+        yield from self._paged(path, {}, "manifests", repository, manifest_info_from_json)
 
     def delete_manifest(self, repository: str, digest: str) -> None:
         """Delete a manifest by digest (and with it every tag on it). Missing: no error."""
@@ -1100,13 +1096,7 @@ class AcrRegistry:
         JSON is read directly (`tag_info_from_json`) instead of through the SDK's deserializer."""
         query = {} if digest is None else {"digest": digest}
         path = f"/acr/v1/{_quote(repository)}/_tags"
-        for entry in self._paged(path, query, "tags", "metadata_read", repository):
-            if isinstance(entry, Mapping):
-                try:
-                    info = tag_info_from_json(entry)
-                except RegistryError as exc:
-                    self._fail("metadata_read", repository, str(exc))
-                yield info
+        yield from self._paged(path, query, "tags", repository, tag_info_from_json)
 
     def delete_tag(self, repository: str, tag: str) -> None:
         """Delete the tag only (the manifest stays). A tag that is already gone is not an error."""
@@ -1173,13 +1163,21 @@ class AcrRegistry:
         return response
 
     def _paged(
-        self, path: str, query: Mapping[str, str], field: str, action: str, target: str
-    ) -> Iterator[object]:
-        """The entries of `field` of every page of an ACR listing, one page in memory at a time.
+        self,
+        path: str,
+        query: Mapping[str, str],
+        field: str,
+        target: str,
+        parse: Callable[[Mapping[str, Any]], _T],
+    ) -> Iterator[_T]:
+        """The entries of `field` of every page of an ACR listing (a metadata read), each made
+        into a `_T` by `parse`, one page in memory at a time. Entries that are not JSON objects
+        are skipped; an entry `parse` refuses (RegistryError) fails the listing.
 
         The first request is `path?n=<page_size>&<query>` (values percent-encoded like the SDK's
         query serializer, `quote(value, safe="")`); the next ones follow `Link` verbatim, relative
         links resolved against the endpoint by the same `format_url` the SDK's pager uses."""
+        action = "metadata_read"
         url: str | None = f"{path}?n={self._page_size}" + "".join(
             f"&{name}={_quote(value)}" for name, value in query.items()
         )
@@ -1191,7 +1189,13 @@ class AcrRegistry:
             entries = body.get(field) or []
             if not isinstance(entries, list):
                 self._fail(action, target, f"'{field}' in the listing is not a list")
-            yield from entries
+            for entry in entries:
+                if isinstance(entry, Mapping):
+                    try:
+                        item = parse(entry)
+                    except RegistryError as exc:
+                        self._fail(action, target, str(exc))
+                    yield item
             if next_link == url:  # would loop forever (the SDK's pager would)
                 self._fail(action, target, f"the listing's next link is the same page: {url}")
             url = next_link
