@@ -10,25 +10,14 @@ The figure is from the end of the manifest PUT of the push to the first listing 
 from __future__ import annotations
 
 import os
-import time
 
 from benchmarks.common import median, percentile, report, table
 from emulator import Emulator
-from emulator.demo import REPOSITORY, SOURCE_TAG, configure_environment, push_app_image
+from emulator.demo import configure_environment, push_app_image, wait_for_generated_tag
 from emulator.functions_host import FunctionsHostServer
 
 PUSHES = int(os.environ.get("BENCH_DEMO_PUSHES", "50"))
 WARMUP = 3
-
-
-def visible_after(registry: object, digest: str, timeout: float = 10.0) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        names = [t.name for t in registry.list_tags(REPOSITORY, digest=digest)]  # type: ignore[attr-defined]
-        if any(name != SOURCE_TAG for name in names):
-            return (time.perf_counter() - started) * 1000
-        time.sleep(0.002)
-    raise RuntimeError(f"no generated tag on {digest} after {timeout} s")
 
 
 def main() -> None:
@@ -43,7 +32,7 @@ def main() -> None:
             latencies = []
             for i in range(WARMUP + PUSHES):
                 digest = push_app_image(registry)
-                latency = visible_after(registry, digest)
+                latency = wait_for_generated_tag(registry, digest) * 1000
                 if i >= WARMUP:
                     latencies.append(latency)
     rows = [
