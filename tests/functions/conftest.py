@@ -29,6 +29,7 @@ class App:
         self.acr = acr
         self.host = host
         self.module = module
+        self._registry: Any = None
 
     def push(self, repository: str, image: Image, tag: str | None = "latest") -> dict[str, Any]:
         """Push through /v2 and return the ImagePushed event the emulator emitted for it."""
@@ -61,11 +62,14 @@ class App:
         return {t.name for t in registry.list_tags(repository) if t.digest == digest}
 
     def registry(self) -> Any:
-        from retag.acr import AcrRegistry
+        """The test's own client (not the Function's): built once, so checks reuse its tokens."""
+        if self._registry is None:
+            from retag.acr import AcrRegistry
 
-        return AcrRegistry(
-            self.acr.login_server, credential="anonymous", ca_bundle=self.acr.ca_bundle
-        )
+            self._registry = AcrRegistry(
+                self.acr.login_server, credential="anonymous", ca_bundle=self.acr.ca_bundle
+            )
+        return self._registry
 
 
 @pytest.fixture
