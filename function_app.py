@@ -15,9 +15,9 @@ from typing import Any
 
 import azure.functions as func
 
-from retag.config import Settings, SettingsError, load_settings
+from retag.on_push import handle_event
 from retag.registry import Registry, time_budget
-from retag.retagger import handle_event
+from retag.settings import Settings, SettingsError, load_settings
 
 app = func.FunctionApp()
 log = logging.getLogger("acr-retag")
@@ -50,7 +50,7 @@ def settings() -> Settings:
 
 def registry() -> Registry:
     """The process-wide registry client; built (and the Azure SDK imported) on first use."""
-    from retag.acr import registry_for
+    from retag.acr.client import registry_for
 
     return registry_for(settings().registry)
 
@@ -99,7 +99,7 @@ def on_image_pushed(event: func.EventGridEvent) -> None:
 )
 def prune_tags(timer: func.TimerRequest) -> None:
     """Deletes old generated tags per PRUNE_MODE (dry-run by default); protected items never."""
-    from retag.pruner import run_scheduled_prune
+    from retag.prune.job import run_scheduled_prune
 
     run_scheduled_prune(settings(), registry, past_due=timer.past_due, log=log.info)
 
@@ -110,6 +110,6 @@ def prune_tags(timer: func.TimerRequest) -> None:
 )
 def reconcile_tags(timer: func.TimerRequest) -> None:
     """Level-triggered catch-up: every source tag's digest gets its generated tag (adds only)."""
-    from retag.reconciler import run_scheduled_reconcile
+    from retag.reconcile.job import run_scheduled_reconcile
 
     run_scheduled_reconcile(settings(), registry, log=log, past_due=timer.past_due)

@@ -24,7 +24,7 @@ def main() -> None:
     with Emulator() as acr:
         configure_environment(acr.login_server, acr.ca_bundle)
         import function_app
-        from retag.acr import AcrRegistry
+        from retag.acr.client import AcrRegistry
 
         registry = AcrRegistry(acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle)
         with FunctionsHostServer(function_app.app) as host:

@@ -34,12 +34,12 @@ from pathlib import Path
 from benchmarks.common import report, table
 from emulator import Emulator
 from emulator.store import TagRecord
-from retag.acr import AcrRegistry
-from retag.cli_prune import main as cli_main
-from retag.config import load_settings
+from retag.acr.client import AcrRegistry
+from retag.cli.prune import main as cli_main
 from retag.naming import TagTemplate
-from retag.prune import PrunePolicy
-from retag.pruner import prune_registry, run_scheduled_prune
+from retag.prune.job import prune_registry, run_scheduled_prune
+from retag.prune.plan import PrunePolicy
+from retag.settings import load_settings
 from tests.support.images import docker_image, push_image
 
 ROOT = Path(__file__).resolve().parent.parent

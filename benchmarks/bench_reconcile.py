@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.config import load_settings
-from retag.reconcile import ReconcileReport
-from retag.reconciler import reconcile_registry
+from retag.acr.client import AcrRegistry
+from retag.reconcile.job import reconcile_registry
+from retag.reconcile.plan import ReconcileReport
+from retag.settings import load_settings
 from tests.support.images import oci_image
 
 REPOSITORIES = int(os.environ.get("BENCH_RECONCILE_REPOSITORIES", "1000"))

@@ -3,7 +3,7 @@
 All three re-tag the same manifest (GET by digest, PUT the same bytes under a new tag) against the
 emulator over HTTPS, at 0 ms and 20 ms injected latency per request (token calls included):
 
-- acr-retag: `retag.retagger.add_generated_tag` through `retag.acr.AcrRegistry` (token cache);
+- acr-retag: `retag.tagging.add_generated_tag` through `retag.acr.client.AcrRegistry` (token cache);
 - plain SDK: `ContainerRegistryClient.get_manifest` (raw bytes captured with `raw_response_hook`)
   + `set_manifest`, as the SDK ships: it re-runs the 401 challenge and both token calls per call;
 - raw HTTP: `requests` GET + PUT with one access token fetched beforehand: 2 requests, no SDK.
@@ -24,8 +24,8 @@ from azure.containerregistry import ContainerRegistryClient
 
 from benchmarks.common import median, percentile, report, table
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.retagger import add_generated_tag
+from retag.acr.client import AcrRegistry
+from retag.tagging import add_generated_tag
 from tests.support.images import docker_image, push_image
 
 N = int(os.environ.get("BENCH_RETAGS", "100"))

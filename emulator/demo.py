@@ -37,7 +37,7 @@ def run(out: TextIO = sys.stdout) -> int:
         acr.set_clock(datetime.now(UTC) - timedelta(hours=3))
         configure_environment(acr.login_server, acr.ca_bundle)
         import function_app
-        from retag.acr import AcrRegistry
+        from retag.acr.client import AcrRegistry
 
         registry = AcrRegistry(acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle)
         with FunctionsHostServer(function_app.app) as host:
@@ -142,7 +142,7 @@ def _print_tags(registry: Any, out: TextIO) -> None:
 
 def _prune(out: TextIO) -> None:
     """`python -m retag prune` as an operator would run it: the plan first, then for real."""
-    from retag.cli import main as retag_cli
+    from retag.cli.main import main as retag_cli
 
     policy = ["--keep", "1", "--min-age", "30m"]
     print("\n$ python -m retag prune --keep 1 --min-age 30m        # dry run: the plan", file=out)

@@ -2,7 +2,7 @@
 
 import sys
 
-from retag.cli import main
+from retag.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

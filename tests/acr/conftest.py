@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
+from retag.acr.client import AcrRegistry
 
 _counter = itertools.count()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
+from retag.acr.client import AcrRegistry
 from retag.registry import TransientRegistryError
 from tests.acr.conftest import clear, logged
 from tests.support import images

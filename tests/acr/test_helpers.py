@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from retag.acr import (
+from retag.acr.client import (
     AcrRegistry,
     _environment_settings,
     _next_link,

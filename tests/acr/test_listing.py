@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
-from retag.acr import AcrRegistry, _next_link, tag_info_from_json
+from retag.acr.client import AcrRegistry, _next_link, tag_info_from_json
 from retag.registry import NotFoundError, RegistryError, TagInfo
 from tests.acr.conftest import clear, logged
 from tests.support import images

@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emulator import Emulator
-from retag.acr import OCI_MANIFEST, PAGE_SIZE, AcrRegistry, registry_for
-from retag.config import load_settings
+from retag.acr.client import OCI_MANIFEST, PAGE_SIZE, AcrRegistry, registry_for
 from retag.registry import (
     ConflictError,
     Manifest,
@@ -19,6 +18,7 @@ from retag.registry import (
     Registry,
     RegistryError,
 )
+from retag.settings import load_settings
 from tests.acr.conftest import clear, logged
 from tests.support import images
 

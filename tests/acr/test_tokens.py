@@ -16,7 +16,7 @@ import pytest
 from azure.containerregistry import ContainerRegistryClient
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
+from retag.acr.client import AcrRegistry
 from retag.registry import PermissionDeniedError
 from tests.acr.conftest import clear, logged, summary
 from tests.support import images

@@ -11,7 +11,7 @@ import pytest
 from azure.core.credentials import TokenCredential
 
 from emulator import Emulator
-from retag.cli import main
+from retag.cli.main import main
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from retag.cli import CliError, export_azure_variables, merged_environment, split_reference
+from retag.cli.main import CliError, export_azure_variables, merged_environment, split_reference
 from tests.cli.conftest import RunCli, assert_one_line_error
 
 COMMANDS = ["tag", "list", "replay", "push-sample", "doctor"]

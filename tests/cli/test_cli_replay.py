@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
-from retag.config import load_settings
 from retag.events import ImagePushed, parse_event, parse_payload
+from retag.settings import load_settings
 from tests.cli.conftest import RunCli, assert_one_line_error
 from tests.support.images import (
     Image,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retag.dotenv import DotenvError, parse_dotenv
+from retag.cli.dotenv import DotenvError, parse_dotenv
 
 
 def test_accepted_forms() -> None:

@@ -64,7 +64,7 @@ class App:
     def registry(self) -> Any:
         """The test's own client (not the Function's): built once, so checks reuse its tokens."""
         if self._registry is None:
-            from retag.acr import AcrRegistry
+            from retag.acr.client import AcrRegistry
 
             self._registry = AcrRegistry(
                 self.acr.login_server, credential="anonymous", ca_bundle=self.acr.ca_bundle

@@ -35,10 +35,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.config import Settings, load_settings
+from retag.acr.client import AcrRegistry
+from retag.on_push import handle_event
 from retag.registry import TransientRegistryError
-from retag.retagger import handle_event
+from retag.settings import Settings, load_settings
 from tests.support.function_app import LoadedApp, emulator_settings, loaded_function_app
 from tests.support.images import oci_image, push_image
 

@@ -3,7 +3,7 @@ infrastructure sets."""
 
 from __future__ import annotations
 
-from retag.config import SETTINGS
+from retag.settings import SETTINGS
 
 # Read by the code but deliberately not set in Azure, with the reason.
 NOT_SET_IN_AZURE = {

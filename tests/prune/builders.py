@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from retag.prune import (
+from retag.prune.plan import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     PrunePolicy,

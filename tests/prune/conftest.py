@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
+from retag.acr.client import AcrRegistry
 from tests.prune.emulated import Seeder
 
 

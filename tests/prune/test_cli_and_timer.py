@@ -1,4 +1,4 @@
-"""`acr-retag prune` (retag.cli_prune) and the timer entry (run_scheduled_prune) on the emulator."""
+"""`acr-retag prune` (retag.cli.prune) and the timer entry (run_scheduled_prune) on the emulator."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.cli_prune import main
-from retag.config import load_settings
-from retag.pruner import run_scheduled_prune
+from retag.acr.client import AcrRegistry
+from retag.cli.prune import main
+from retag.prune.job import run_scheduled_prune
+from retag.settings import load_settings
 from tests.prune.emulated import Seeder, deletes, tags_of
 
 

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from emulator import Emulator
 from emulator.store import TagRecord
-from retag.acr import AcrRegistry
-from retag.prune import PrunePolicy
-from retag.pruner import prune_registry
+from retag.acr.client import AcrRegistry
+from retag.prune.job import prune_registry
+from retag.prune.plan import PrunePolicy
 from tests.prune.emulated import TEMPLATE, manifests_of, tags_of
 from tests.support.images import V2Session, docker_image, oci_index, push_image
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retag.pruner import AdaptiveLimiter
+from retag.prune.job import AdaptiveLimiter
 
 
 class Clock:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retag.prune import (
+from retag.prune.plan import (
     KNOWN_MEDIA_TYPES,
     OCI_INDEX,
     DeleteReason,

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from retag.prune import (
+from retag.prune.plan import (
     DOCKER_MANIFEST_LIST,
     OCI_MANIFEST,
     DeleteReason,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.prune import PrunePolicy, PruneReport
-from retag.pruner import prune_registry
+from retag.acr.client import AcrRegistry
+from retag.prune.job import prune_registry
+from retag.prune.plan import PrunePolicy, PruneReport
 from tests.prune.emulated import TEMPLATE, Seeder, deletes, manifests_of, tags_of
 from tests.support.images import oci_image, oci_index, referrer
 

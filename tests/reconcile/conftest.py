@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.config import Settings, load_settings
+from retag.acr.client import AcrRegistry
+from retag.settings import Settings, load_settings
 from tests.support.images import Image, V2Session, oci_image, push_image
 
 START = datetime(2026, 11, 29, 23, 0, 0, tzinfo=UTC)

@@ -10,11 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.reconcile import ReconcileReport
-from retag.reconciler import reconcile_registry
+from retag.acr.client import AcrRegistry
+from retag.on_push import handle_event
+from retag.reconcile.job import reconcile_registry
+from retag.reconcile.plan import ReconcileReport
 from retag.registry import Registry, TransientRegistryError
-from retag.retagger import handle_event
 from tests.reconcile.conftest import Pusher, make_registry, make_settings, tags_of, writes
 from tests.support.images import oci_index
 

@@ -14,9 +14,9 @@ from datetime import timedelta
 import pytest
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.cli_reconcile import add_reconcile_parser, run_reconcile
-from retag.reconciler import reconcile_registry, run_scheduled_reconcile
+from retag.acr.client import AcrRegistry
+from retag.cli.reconcile import add_reconcile_parser, run_reconcile
+from retag.reconcile.job import reconcile_registry, run_scheduled_reconcile
 from tests.reconcile.conftest import Pusher, make_registry, make_settings, tags_of, writes
 
 HOUR = 3600

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from retag.naming import TagTemplate
-from retag.reconcile import plan_repository
+from retag.reconcile.plan import plan_repository
 from retag.registry import TagInfo
 
 DIGEST = "sha256:" + "3f2a9c1b7d4e" + "0" * 52

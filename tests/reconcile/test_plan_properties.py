@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retag.naming import TagTemplate
-from retag.reconcile import plan_repository
+from retag.reconcile.plan import plan_repository
 from retag.registry import TagInfo
 
 SOURCE_TAGS = ("latest", "stable")

@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.config import load_settings
-from retag.retagger import add_generated_tag, handle_event
+from retag.acr.client import AcrRegistry
+from retag.on_push import handle_event
+from retag.settings import load_settings
+from retag.tagging import add_generated_tag
 from tests.support.credentials import FailingCredential, StaticTokenCredential
 from tests.support.function_app import emulator_settings, loaded_function_app
 from tests.support.images import oci_image, push_image

@@ -14,10 +14,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from emulator import Emulator
-from retag.acr import AcrRegistry
-from retag.config import load_settings
+from retag.acr.client import AcrRegistry
+from retag.on_push import handle_event
 from retag.registry import note_request, tally_requests
-from retag.retagger import handle_event
+from retag.settings import load_settings
 from tests.support.function_app import emulator_settings
 from tests.support.images import oci_image, push_image
 

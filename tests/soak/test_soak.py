@@ -39,7 +39,7 @@ import requests
 
 from emulator import Emulator
 from emulator.functions_host import DeliveryResult
-from retag.acr import AcrRegistry
+from retag.acr.client import AcrRegistry
 from retag.naming import TagTemplate
 from tests.support.eventgrid import EventGridSimulator
 from tests.support.function_app import loaded_function_app

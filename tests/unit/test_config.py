@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from retag.config import (
+from retag.settings import (
     SETTINGS,
     RetagSettings,
     Settings,

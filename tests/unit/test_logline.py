@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from retag.logline import describe_error, format_field, format_text, one_line
 from retag.oci import short_digest
-from retag.prune import PruneReport
-from retag.prune import RepositoryResult as PruneResult
-from retag.reconcile import RepositoryResult, SourceTagResult
+from retag.prune.plan import PruneReport
+from retag.prune.plan import RepositoryResult as PruneResult
+from retag.reconcile.plan import RepositoryResult, SourceTagResult
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhY3ItcmV0YWcifQ.c2lnbmF0dXJlLWJ5dGVz"
 DIGEST = "sha256:" + "3f2a9c1b7d4e" * 5 + "abcd"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from retag.config import load_settings
 from retag.events import IMAGE_PUSHED, ImagePushed, OtherEvent, parse_event, parse_payload
+from retag.on_push import handle_event
 from retag.registry import Registry, TransientRegistryError
-from retag.retagger import handle_event
+from retag.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "events"

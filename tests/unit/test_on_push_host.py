@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from retag.config import load_settings
-from retag.retagger import handle_event
-from tests.unit.test_retagger import RecordingFactory, event
+from retag.on_push import handle_event
+from retag.settings import load_settings
+from tests.unit.test_on_push import RecordingFactory, event
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ from retag.registry import (
 )
 
 if TYPE_CHECKING:
-    from retag.config import RegistrySettings
+    from retag.settings import RegistrySettings
 
 _T = TypeVar("_T")
 

@@ -36,7 +36,7 @@ def int_argument(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def duration_argument(text: str) -> timedelta:
     """`90s`, `30m`, `12h`, `7d` (see `retag.config.parse_duration`)."""
-    from retag.config import parse_duration
+    from retag.settings import parse_duration
 
     try:
         return parse_duration(text)

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar, cast
 
 from retag.logline import describe_error
-from retag.prune import (
+from retag.prune.plan import (
     INDEX_MEDIA_TYPES,
     MAY_HAVE_SUBJECT,
     Deletion,
@@ -56,7 +56,7 @@ from retag.registry import (
 )
 
 if TYPE_CHECKING:
-    from retag.config import Settings
+    from retag.settings import Settings
 
 Mode = Literal["dry-run", "delete"]
 _T = TypeVar("_T")

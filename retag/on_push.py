@@ -1,9 +1,8 @@
 """The event path: one ImagePushed event in, one Outcome (and one log line) out.
 
 `handle_event` decides purely from the event and the settings whether a write is needed, and only
-then builds the registry (so ignored and rejected events cost no I/O at all). `add_generated_tag`
-is the shared write engine (event path, CLI `tag`, reconciliation): GET the manifest by digest,
-PUT the same bytes under the new tag, verify the digest.
+then builds the registry (so ignored and rejected events cost no I/O at all). The write itself is
+`retag.tagging.add_generated_tag`, the one engine shared with the CLI `tag` and reconciliation.
 
 Outcomes and log levels:
 
@@ -33,10 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from retag.config import Settings
 from retag.events import MalformedEvent, OtherEvent, parse_event
 from retag.logline import format_field, format_text
-from retag.oci import digest_problem, repository_problem, tag_problem
 from retag.registry import (
     ConflictError,
     NotFoundError,
@@ -47,6 +44,8 @@ from retag.registry import (
     TransientRegistryError,
     tally_requests,
 )
+from retag.settings import Settings
+from retag.tagging import add_generated_tag
 
 logger = logging.getLogger("retag")
 
@@ -99,59 +98,6 @@ class Outcome:
             parts.append("retry=true")
         parts.append(f"reason={format_text(self.reason, _REASON_MAX_LENGTH)}")
         return " ".join(parts)
-
-
-def add_generated_tag(
-    registry: Registry, repository: str, digest: str, new_tag: str, *, check_existing: bool
-) -> str:
-    """Point `new_tag` at manifest `digest` without moving any layer; returns `new_tag`.
-
-    GET the manifest BY DIGEST (the source tag may already point elsewhere), PUT its exact bytes
-    with its original media type under `new_tag`, and verify the registry computed the same digest
-    (a mismatch raises RegistryError). Steady state: exactly these 2 requests.
-
-    `check_existing=True` first reads `new_tag`: when it already points to `digest` the work is
-    done (no write); when it points to another digest ConflictError is raised: we never move a tag
-    we did not create for this digest. Callers pass `TagTemplate.needs_existing_check`: with
-    {timestamp} and >= 12 digest hex characters a same-named tag on another digest would need a
-    48-bit digest-prefix collision pushed in the same second to the same repository, so the read
-    is skipped and a re-tag stays at 2 requests. A locked existing tag still makes the PUT fail
-    (ConflictError), and re-PUTting the same digest under the same tag is a no-op, so redelivered
-    events stay idempotent either way.
-
-    Raises ValueError for invalid arguments (nothing is sent), NotFoundError when the manifest is
-    gone, ConflictError, PermissionDeniedError, TransientRegistryError, RegistryError.
-    """
-    for what, problem in (
-        ("repository", repository_problem(repository)),
-        ("digest", digest_problem(digest)),
-        ("new tag", tag_problem(new_tag)),
-    ):
-        if problem is not None:
-            raise ValueError(f"{what} {problem}")
-
-    if check_existing:
-        try:
-            existing = registry.get_tag(repository, new_tag)
-        except NotFoundError:
-            pass
-        else:
-            if existing.digest == digest:
-                return new_tag
-            raise ConflictError(
-                f"tag {new_tag} already exists on {existing.digest}; not overwriting it"
-            )
-
-    manifest = registry.get_manifest(repository, digest)
-    if manifest.digest != digest:
-        raise RegistryError(f"registry returned manifest {manifest.digest} when asked for {digest}")
-    written = registry.put_manifest(repository, manifest, new_tag)
-    if written != digest:
-        raise RegistryError(
-            f"tag {new_tag} was written with digest {written}, expected {digest} "
-            "(the manifest bytes were not preserved)"
-        )
-    return new_tag
 
 
 def handle_event(

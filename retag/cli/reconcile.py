@@ -1,7 +1,7 @@
 """`python -m retag reconcile`: the reconciliation engine of the `reconcile_tags` timer, from the
 command line.
 
-`retag.cli` owns the top-level parser and calls `add_reconcile_parser(subparsers)` and
+`retag.cli.main` owns the top-level parser and calls `add_reconcile_parser(subparsers)` and
 `run_reconcile(args)`. Output: the table on stdout (or `--json`, the summary line then on stderr).
 Exit codes: 0 ok, 1 a repository (or the catalog listing) failed, 2 usage or settings error.
 """
@@ -12,20 +12,20 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from retag.cli_args import duration_argument, int_argument, regex_argument
-from retag.reconciler import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION, reconcile_registry
+from retag.cli.args import duration_argument, int_argument, regex_argument
+from retag.reconcile.job import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION, reconcile_registry
 from retag.registry import RegistryError
 
 if TYPE_CHECKING:
-    from retag.config import Settings
     from retag.registry import Registry
+    from retag.settings import Settings
 
 
 def add_reconcile_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
     """Add `reconcile` to the CLI's subcommands and return its parser; the caller dispatches the
-    parsed args to `run_reconcile` (retag.cli sets its own handler)."""
+    parsed args to `run_reconcile` (retag.cli.main sets its own handler)."""
     parser = subparsers.add_parser(
         "reconcile",
         help="give every source tag's digest a generated tag (catch up missed events)",
@@ -84,7 +84,7 @@ def run_reconcile(
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    from retag.config import SettingsError, load_settings
+    from retag.settings import SettingsError, load_settings
 
     try:
         resolved = settings if settings is not None else load_settings()
@@ -93,7 +93,7 @@ def run_reconcile(
         return 2
     owned = None
     if registry is None:
-        from retag.acr import AcrRegistry
+        from retag.acr.client import AcrRegistry
 
         try:
             registry = owned = AcrRegistry.from_settings(resolved.registry)

@@ -12,9 +12,9 @@ state with the registry and closes the gap, like a Kubernetes controller:
 - `SourceTagResult`, `RepositoryResult` and `ReconcileReport` are the report (table, JSON, log
   lines).
 
-Pure: no I/O. The engine that reads the registry and adds the tags is `retag.reconciler`
+Pure: no I/O. The engine that reads the registry and adds the tags is `retag.reconcile.job`
 (`reconcile_registry`, and `run_scheduled_reconcile` for the `reconcile_tags` timer); the CLI
-(`python -m retag reconcile`) is `retag.cli_reconcile`.
+(`python -m retag reconcile`) is `retag.cli.reconcile`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from retag.config import format_duration
 from retag.logline import format_field, format_text
 from retag.naming import TagTemplate
 from retag.oci import short_digest
 from retag.registry import TagInfo
-from retag.timestamps import as_utc, utc_iso
+from retag.settings import format_duration
+from retag.timeutil import as_utc, utc_iso
 
 Mode = Literal["dry-run", "apply"]
 DecisionOutcome = Literal["in-sync", "tag", "skipped"]

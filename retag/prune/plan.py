@@ -2,7 +2,7 @@
 
 Pure: no I/O. `plan_repository` is a function from one repository's listings (tags, manifests),
 a policy and a clock reading to a plan: the deletions, and a reason for every tag and manifest that
-is kept. The executor (`retag.pruner`) lists, plans and executes repository by repository.
+is kept. The executor (`retag.prune.job`) lists, plans and executes repository by repository.
 
 Rules (issue 4, "Semantics"). A tag is kept when, checked in this order:
 
@@ -50,7 +50,7 @@ from retag.oci import short_digest
 from retag.registry import ManifestInfo, TagInfo
 
 if TYPE_CHECKING:
-    from retag.config import Settings
+    from retag.settings import Settings
 
 ItemKind = Literal["tag", "manifest"]
 

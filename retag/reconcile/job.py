@@ -3,9 +3,9 @@
 `reconcile_registry` streams the catalog, and per repository and source tag makes ONE `get_tag`
 and ONE filtered `list_tags(digest=...)`; the decision is `retag.reconcile.plan_repository` (pure).
 In apply mode it creates the missing tag with the same engine as the event path
-(`retagger.add_generated_tag`). It never moves or deletes a tag. Bounded concurrency, back-off on
-throttling, time-boxed; re-running is idempotent, so the next run continues where this one
-stopped. `run_scheduled_reconcile` is what the `reconcile_tags` timer function calls.
+(`retag.tagging.add_generated_tag`). It never moves or deletes a tag. Bounded concurrency,
+back-off on throttling, time-boxed; re-running is idempotent, so the next run continues where
+this one stopped. `run_scheduled_reconcile` is what the `reconcile_tags` timer function calls.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from retag.config import format_duration
 from retag.logline import describe_error
-from retag.reconcile import (
+from retag.reconcile.plan import (
     Mode,
     ReconcileReport,
     RepositoryResult,
@@ -39,10 +38,11 @@ from retag.registry import (
     RegistryError,
     TransientRegistryError,
 )
-from retag.timestamps import as_utc
+from retag.settings import format_duration
+from retag.timeutil import as_utc
 
 if TYPE_CHECKING:
-    from retag.config import Settings
+    from retag.settings import Settings
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_DURATION = timedelta(minutes=8)
@@ -292,7 +292,7 @@ class _Engine:
         assert new_tag is not None  # outcome "tag" always renders one
         if self.mode == "dry-run":
             return result("would-tag", decision.reason + "; dry-run: not written")
-        from retag.retagger import add_generated_tag
+        from retag.tagging import add_generated_tag
 
         try:
             created = add_generated_tag(

@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from retag.logline import one_line
 from retag.oci import digest_problem, repository_problem, short_digest, tag_problem
-from retag.timestamps import utc_iso
+from retag.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-    from retag.acr import AcrRegistry
-    from retag.config import Settings
+    from retag.acr.client import AcrRegistry
     from retag.naming import TagTemplate
     from retag.registry import Registry, TagInfo
+    from retag.settings import Settings
 
 PROG = "acr-retag"
 Parser = argparse.ArgumentParser
@@ -100,7 +100,7 @@ class Context:
 
     def settings(self) -> Settings:
         if self._settings is None:
-            from retag.config import SettingsError, load_settings
+            from retag.settings import SettingsError, load_settings
 
             try:
                 self._settings = load_settings(self.environment())
@@ -111,7 +111,7 @@ class Context:
     def registry(self) -> AcrRegistry:
         if self._registry is None:
             settings = self.settings()
-            from retag.acr import AcrRegistry
+            from retag.acr.client import AcrRegistry
 
             reg = settings.registry
             if self.env is None:  # a real process: the SDK reads os.environ itself
@@ -142,7 +142,7 @@ class Context:
 
 def read_env_file(env_file: str | None) -> dict[str, str]:
     """The values of `--env-file PATH`, else of ./.env when it exists, else nothing."""
-    from retag.dotenv import DotenvError, parse_dotenv
+    from retag.cli.dotenv import DotenvError, parse_dotenv
 
     path = Path(env_file) if env_file else Path(".env")
     if not env_file and not path.is_file():
@@ -312,7 +312,7 @@ def cmd_tag(args: argparse.Namespace, ctx: Context) -> int:
     template = load_template(ctx, args.template, [source_tag])
     registry = ctx.registry()
 
-    from retag.retagger import add_generated_tag
+    from retag.tagging import add_generated_tag
 
     if digest is None:
         with registry_step(f"reading tag {repository}:{source_tag}", "pull", ctx):
@@ -421,8 +421,8 @@ class _OutcomeLines(logging.Handler):
 
 def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     from retag.events import parse_payload
+    from retag.on_push import handle_event
     from retag.registry import TransientRegistryError
-    from retag.retagger import handle_event
 
     settings = ctx.settings()
     counts: dict[str, int] = {}
@@ -585,7 +585,7 @@ def run_doctor(doctor: Doctor, repository: str | None) -> int:
     )
 
     # Credential: acquire an Entra token for the registry audience (never printed).
-    from retag.acr import check_credential
+    from retag.acr.client import check_credential
     from retag.registry import PermissionDeniedError
 
     registry = ctx.registry()
@@ -900,12 +900,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_engine_commands(sub: Any) -> None:
-    """`prune` and `reconcile` are defined by `retag.cli_prune` and `retag.cli_reconcile` (flags
+    """`prune` and `reconcile` are defined by `retag.cli.prune` and `retag.cli.reconcile` (flags
     mirror the settings): they add their own parser, we add the settings options and run them
     with this CLI's settings and registry, so .env, --registry and the error handling are the
     same for every command."""
-    from retag.cli_prune import add_prune_parser
-    from retag.cli_reconcile import add_reconcile_parser
+    from retag.cli.prune import add_prune_parser
+    from retag.cli.reconcile import add_reconcile_parser
 
     prune = add_prune_parser(sub, formatter_class=_Formatter)
     add_settings_arguments(prune, suppress=True)
@@ -917,7 +917,7 @@ def add_engine_commands(sub: Any) -> None:
 
 
 def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
-    from retag.cli_prune import run_prune
+    from retag.cli.prune import run_prune
 
     settings = ctx.settings()
     registry = ctx.registry()
@@ -926,7 +926,7 @@ def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, ctx: Context) -> int:
-    from retag.cli_reconcile import run_reconcile
+    from retag.cli.reconcile import run_reconcile
 
     settings = ctx.settings()
     registry = ctx.registry()

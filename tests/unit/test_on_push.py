@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from retag.config import Settings, load_settings
+from retag.on_push import Outcome, handle_event
 from retag.registry import (
     ConflictError,
     NotFoundError,
@@ -18,7 +18,8 @@ from retag.registry import (
     RegistryError,
     TransientRegistryError,
 )
-from retag.retagger import Outcome, add_generated_tag, handle_event
+from retag.settings import Settings, load_settings
+from retag.tagging import add_generated_tag
 from tests.unit.test_events import MALFORMED, event_grid
 
 DIGEST = "sha256:3f2a9c1b7d4e" + "0123456789abcdef" * 3 + "0123"

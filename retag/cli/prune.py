@@ -1,6 +1,6 @@
 """`python -m retag prune`: the prune engine of the `prune_tags` timer, from the command line.
 
-`retag.cli` owns the top-level parser and calls `add_prune_parser(subparsers)` and
+`retag.cli.main` owns the top-level parser and calls `add_prune_parser(subparsers)` and
 `run_prune(args)`. The flags mirror the PRUNE_* settings and override them for this run. Unlike
 the timer, the command never deletes unless asked (`--mode delete`): PRUNE_MODE is ignored here,
 so a settings file meant for the Function cannot make an exploratory run destructive.
@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from retag.cli_args import duration_argument, int_argument, regex_argument
+from retag.cli.args import duration_argument, int_argument, regex_argument
 
 if TYPE_CHECKING:
-    from retag.config import Settings
-    from retag.prune import PruneReport, RepositoryResult
-    from retag.pruner import Progress
+    from retag.prune.job import Progress
+    from retag.prune.plan import PruneReport, RepositoryResult
     from retag.registry import Registry
+    from retag.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -143,12 +143,12 @@ def run_prune(
     """Run `prune` with parsed `args`; returns the exit code.
 
     `settings` (else loaded from `env`, else os.environ) and `registry` (else an `AcrRegistry`
-    built from the settings) let `retag.cli` share its own; output goes to `stdout`/`stderr`.
+    built from the settings) let `retag.cli.main` share its own; output goes to `stdout`/`stderr`.
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     if settings is None:
-        from retag.config import SettingsError, load_settings
+        from retag.settings import SettingsError, load_settings
 
         try:
             settings = load_settings(env)
@@ -158,7 +158,7 @@ def run_prune(
     settings = settings_for(args, settings)
     owned = None
     if registry is None:
-        from retag.acr import AcrRegistry
+        from retag.acr.client import AcrRegistry
 
         try:
             owned = AcrRegistry.from_settings(settings.registry)
@@ -183,7 +183,7 @@ def run_prune(
 def _run(
     settings: Settings, registry: Registry, err: TextIO, stream: _JsonStream | None
 ) -> PruneReport:
-    from retag.pruner import prune_with_settings
+    from retag.prune.job import prune_with_settings
 
     mode: Literal["dry-run", "delete"] = "delete" if settings.prune.mode == "delete" else "dry-run"
     progress = _ProgressLine(err) if _isatty(err) else None
@@ -252,7 +252,7 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Standalone entry (tests, or before `retag.cli` wires the command)."""
+    """Standalone entry (tests, or before `retag.cli.main` wires the command)."""
     parser = argparse.ArgumentParser(prog="acr-retag prune", description=DESCRIPTION, epilog=EPILOG)
     add_prune_arguments(parser)
     try:

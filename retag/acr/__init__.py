@@ -1,0 +1,1 @@
+"""The Azure edge: the only modules that import azure.containerregistry and azure.identity."""

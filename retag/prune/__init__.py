@@ -1,0 +1,1 @@
+"""Pruning: the pure plan, the report and the job that executes it."""
