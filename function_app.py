@@ -8,19 +8,19 @@ that needs the registry, so importing this module stays cheap on cold start.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import azure.functions as func
 
+from retag.logline import LOGGER, quiet_sdk_logging
 from retag.on_push import handle_event
 from retag.registry import Registry, time_budget
 from retag.settings import Settings, SettingsError, load_settings
 
 app = func.FunctionApp()
-log = logging.getLogger("acr-retag")
+log = LOGGER
 
 EVENT_BUDGET_SECONDS = 20.0
 """Registry time for one event, all calls together. Event Grid waits 30 s for an answer, then
@@ -40,6 +40,7 @@ def _load() -> Settings | SettingsError:
 
 
 _settings = _load()
+quiet_sdk_logging(None if isinstance(_settings, SettingsError) else _settings.sdk_log_level)
 
 
 def settings() -> Settings:

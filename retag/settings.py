@@ -121,6 +121,12 @@ SETTINGS: tuple[Setting, ...] = (
         "15m",
         "Source tags updated more recently than this are left to the event path.",
     ),
+    Setting(
+        "RETAG_SDK_LOG_LEVEL",
+        "WARNING",
+        "Level of the Azure SDK loggers (DEBUG, INFO, WARNING, ERROR); raise it only to debug: "
+        "at INFO the SDK logs every request and response.",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -282,6 +288,7 @@ class Settings:
     retag: RetagSettings
     prune: PruneSettings
     reconcile: ReconcileSettings
+    sdk_log_level: str = "WARNING"
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -460,7 +467,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         grace=read.get("RECONCILE_GRACE", _duration_in(timedelta(0), timedelta(days=30))),
     )
-    return Settings(registry=registry, retag=retag, prune=prune, reconcile=reconcile)
+    sdk_log_level = read.get(
+        "RETAG_SDK_LOG_LEVEL", lambda v: _choice(v, ("debug", "info", "warning", "error")).upper()
+    )
+    return Settings(
+        registry=registry,
+        retag=retag,
+        prune=prune,
+        reconcile=reconcile,
+        sdk_log_level=sdk_log_level,
+    )
 
 
 def _template(value: str, source_tags: tuple[str, ...]) -> TagTemplate:

@@ -8,6 +8,7 @@ from retag.settings import SETTINGS
 # Read by the code but deliberately not set in Azure, with the reason.
 NOT_SET_IN_AZURE = {
     "ACR_CA_BUNDLE": "a private CA for the local emulator; Azure registries use public ones",
+    "RETAG_SDK_LOG_LEVEL": "a debugging switch; the default (WARNING) is what Azure should run",
 }
 
 # Set by the infrastructure from something it computes rather than from a parameter.

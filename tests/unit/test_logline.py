@@ -57,3 +57,30 @@ def test_prune_lines_never_contain_a_token() -> None:
         mode="dry-run", started_at=datetime.now(UTC), catalog_error=f"password={JWT}"
     )
     assert report.log_line().endswith("error='password=[redacted]'")
+
+
+def test_one_line_format() -> None:
+    from retag.logline import LOGGER, line
+
+    text = line(
+        "prune",
+        {"ok": False, "deleted_tags": 0, "duration_ms": 12.34, "repository": "a b", "error": "x"},
+    )
+    assert (
+        text
+        == 'acr-retag prune ok=false deleted_tags=0 duration_ms=12.3 repository="a b" error="x"'
+    )
+    assert line("reconcile", {"token": None}) == "acr-retag reconcile token=-"
+    assert f"reason={format_text(JWT)}" in line("x", {"reason": JWT})
+    assert "[redacted]" in line("x", {"reason": JWT})
+    assert LOGGER.name == "acr-retag"
+
+
+def test_levels_follow_the_outcome() -> None:
+    import logging
+
+    from retag.logline import level_for
+
+    assert level_for("ok") == level_for("ignored") == logging.INFO
+    assert level_for("rejected") == level_for("skipped") == logging.WARNING
+    assert level_for("failed") == level_for("anything else") == logging.ERROR

@@ -199,6 +199,7 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("PRUNE_MAX_DURATION", "25h", "is out of range 1s to 1d"),
     ("RECONCILE_GRACE", "31d", "is out of range 0s to 30d"),
     ("RECONCILE_GRACE", "15", "is not a duration"),
+    ("RETAG_SDK_LOG_LEVEL", "verbose", "is not one of debug | info | warning | error"),
 ]
 
 
