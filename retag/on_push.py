@@ -42,6 +42,7 @@ from retag.registry import (
     RegistryError,
     RequestTally,
     TransientRegistryError,
+    required_role,
     tally_requests,
 )
 from retag.settings import Settings
@@ -209,8 +210,7 @@ def _handle(
         return result("failed", f"not overwritten: {exc}"), None
     except PermissionDeniedError as exc:
         reason = (
-            f"permission denied ({exc}); grant AcrPush (or Container Registry Repository Writer "
-            "on ABAC registries); Event Grid will redeliver"
+            f"permission denied ({exc}); grant {required_role('push')}; Event Grid will redeliver"
         )
         retry = TransientRegistryError(reason)
         retry.__cause__ = exc

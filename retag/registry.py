@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,50 @@ class ManifestInfo:
     @property
     def locked(self) -> bool:
         return not (self.can_delete and self.can_write)
+
+
+# -- roles: the ONE table of which Azure role grants which registry action ---------------------
+
+Need = Literal["pull", "push", "delete", "catalog"]
+"""What an operation needs from the registry, coarsely (a role grants one of these)."""
+
+ROLES: dict[Need, tuple[str, str]] = {
+    # need: (built-in role, the role on registries with ABAC repository permissions)
+    "pull": ("AcrPull", "Container Registry Repository Reader"),
+    "push": ("AcrPush", "Container Registry Repository Writer"),
+    "delete": ("AcrDelete", "Container Registry Repository Contributor"),
+    "catalog": ("AcrPull", "Container Registry Repository Catalog Lister"),
+}
+_ACTION_NEED: dict[str, Need] = {
+    "pull": "pull",
+    "metadata_read": "pull",
+    "push": "push",
+    "metadata_write": "push",
+    "delete": "delete",
+}
+
+
+def need_of(action: str) -> Need | None:
+    """The need behind an ACR action (`pull`, `push`, `delete`, `metadata_read`, ...) or a whole
+    scope (`repository:app:pull,push`: the most demanding action, delete > push > pull, decides;
+    `registry:catalog:*` is `catalog`). None when no known action is in it."""
+    if action == "catalog" or action.startswith("registry:catalog"):
+        return "catalog"
+    actions = action.rsplit(":", 1)[-1].split(",")
+    for wanted in ("delete", "push", "metadata_write", "pull", "metadata_read"):
+        if wanted in actions:
+            return _ACTION_NEED[wanted]
+    return None
+
+
+def required_role(action: str) -> str:
+    """`AcrPush (or 'Container Registry Repository Writer' on ABAC-enabled registries)` for an
+    action or scope (see `need_of`)."""
+    need = need_of(action)
+    if need is None:
+        return "a role granting this action (AcrPull, AcrPush or AcrDelete)"
+    role, abac = ROLES[need]
+    return f"{role} (or '{abac}' on ABAC-enabled registries)"
 
 
 class RegistryError(Exception):

@@ -81,6 +81,7 @@ from retag.registry import (
     TransientRegistryError,
     budget_deadline,
     note_request,
+    required_role,
 )
 
 if TYPE_CHECKING:
@@ -248,32 +249,6 @@ def classify_request(method: str, path: str) -> RequestClass | None:
             action = "metadata_write"
         return RequestClass((method, f"acr/{kind}", name), name, f"repository:{name}:{action}")
     return None
-
-
-_ABAC = "on ABAC-enabled registries"
-_ROLES = {
-    "pull": f"AcrPull (or 'Container Registry Repository Reader' {_ABAC})",
-    "metadata_read": f"AcrPull (or 'Container Registry Repository Reader' {_ABAC})",
-    "push": f"AcrPush (or 'Container Registry Repository Writer' {_ABAC})",
-    "metadata_write": f"AcrPush (or 'Container Registry Repository Writer' {_ABAC})",
-    "delete": f"AcrDelete (or 'Container Registry Repository Contributor' {_ABAC})",
-    "catalog": f"AcrPull (or 'Container Registry Repository Catalog Lister' {_ABAC})",
-}
-
-
-def required_role(action: str) -> str:
-    """The Azure role that grants an ACR action (`pull`, `push`, `delete`, `metadata_read`, ...).
-
-    `action` may also be a whole scope (`repository:app:pull,push`): the most demanding action
-    (delete > push > pull) decides.
-    """
-    if action == "catalog" or action.startswith("registry:catalog"):
-        return _ROLES["catalog"]
-    actions = action.rsplit(":", 1)[-1].split(",")
-    for wanted in ("delete", "push", "metadata_write", "pull", "metadata_read"):
-        if wanted in actions:
-            return _ROLES[wanted]
-    return "a role granting this action (AcrPull, AcrPush or AcrDelete)"
 
 
 def _redact(text: str) -> str:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from retag.logline import one_line
 from retag.oci import digest_problem, repository_problem, short_digest, tag_problem
+from retag.registry import ROLES, Need
 from retag.timeutil import utc_iso
 
 if TYPE_CHECKING:
@@ -46,15 +47,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 DEPLOY_DOC = "docs/deploy.md"
-
-Need = Literal["pull", "push", "delete", "catalog"]
-ROLES: dict[Need, tuple[str, str]] = {
-    # need: (built-in role, the role on registries with ABAC repository permissions)
-    "pull": ("AcrPull", "Container Registry Repository Reader"),
-    "push": ("AcrPush", "Container Registry Repository Writer"),
-    "delete": ("AcrDelete", "Container Registry Repository Contributor"),
-    "catalog": ("AcrPull", "Container Registry Repository Catalog Lister"),
-}
 
 
 class CliError(Exception):
