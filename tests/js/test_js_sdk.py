@@ -272,9 +272,18 @@ def _line(entry: dict[str, Any]) -> str:
 
 
 def _registry_requests(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Leave out the token flow, redirect targets (paths outside /v2 and /acr) and each 401 the
-    SDK answered by fetching a token and sending the same request again (a challenge)."""
-    registry = [e for e in entries if e["path"].startswith(("/v2/", "/acr/"))]
+    """Leave out the token flow, redirect targets (paths outside /v2 and /acr, or whatever the
+    request after a 307 fetched) and each 401 the SDK answered by fetching a token and sending
+    the same request again (a challenge)."""
+    registry: list[dict[str, Any]] = []
+    redirected = False
+    for entry in entries:
+        if redirected and entry["method"] == "GET":
+            redirected = False
+            continue  # the redirect target (a storage URL on real ACR)
+        if entry["path"].startswith(("/v2/", "/acr/")):
+            registry.append(entry)
+            redirected = entry["status"] == 307
     return [
         entry
         for entry, following in zip(registry, [*registry[1:], None], strict=False)
