@@ -299,6 +299,20 @@ await step(
     return { pages: pages.length };
   },
 );
+await step(
+  "listRepositoryNames.byPage (resume from a continuationToken)",
+  "ContainerRegistryClient.listRepositoryNames",
+  async () => {
+    const first = (await client.listRepositoryNames().byPage({ maxPageSize: 1 }).next()).value;
+    check(first.continuationToken, "the first page has a continuationToken");
+    const rest = await collect(
+      client.listRepositoryNames().byPage({ maxPageSize: 1, continuationToken: first.continuationToken }),
+    );
+    const names = [...first, ...rest.flat()];
+    for (const name of [repo, goneRepo, dropRepo]) check(names.includes(name), `lists ${name}`);
+    return { pages: 1 + rest.length };
+  },
+);
 const repository = await step("getRepository", "ContainerRegistryClient.getRepository", async () => {
   const repository = client.getRepository(repo);
   check(repository.name === repo, "name");
@@ -563,5 +577,6 @@ process.stdout.write(
       detail: detail && typeof detail === "object" && !("registryEndpoint" in detail) ? detail : null,
     })),
     getTokenCalls: getTokenCalls.length,
+    getTokenScopes: [...new Set(getTokenCalls.flat())],
   }) + "\n",
 );

@@ -118,6 +118,11 @@ def _expected_full() -> dict[str, list[str]]:
             f"GET /acr/v1/_catalog\\?last={a}&n=1 200",
             f"GET /acr/v1/_catalog\\?last={d}&n=1 200",
         ],
+        "listRepositoryNames.byPage (resume from a continuationToken)": [
+            "GET /acr/v1/_catalog\\?n=1 200",
+            f"GET /acr/v1/_catalog\\?last={a}&n=1 200",
+            f"GET /acr/v1/_catalog\\?last={d}&n=1 200",
+        ],
         "getRepository": [],
         "getArtifact (tag v1)": [],
         "getProperties": [f"GET /acr/v1/{a} 200"],
@@ -345,12 +350,23 @@ def test_every_method_against_the_emulator(
     else:
         assert exchanges, "the TokenCredential's AAD token was never exchanged"
         assert result["getTokenCalls"] >= 1
+        # The SDK's default audience (ContainerRegistryClientOptions.audience).
+        assert result["getTokenScopes"] == ["https://containerregistry.azure.net/.default"]
 
     print(f"\nJS SDK {PACKAGE} {result['sdkVersion']} (node {result['node']}), mode {mode}:")
     print("  reqs: registry requests; auth: 401 challenges answered by a token, and /oauth2 calls")
     print(f"  {'method':<48} {'step':<66} {'ok':<4} {'reqs':>4} {'auth':>4}")
     for method, name, ok, reqs, auth in rows:
         print(f"  {method:<48} {name[:66]:<66} {ok:<4} {reqs:>4} {auth:>4}")
+    per_method: dict[str, list[int]] = {}
+    for method, _, _, reqs, auth in rows:
+        calls = per_method.setdefault(method, [0, 0, 0])
+        calls[0] += 1
+        calls[1] += reqs
+        calls[2] += auth
+    print(f"  {'per method':<48} {'calls':>5} {'reqs':>4} {'auth':>4}")
+    for method, (calls_n, reqs_n, auth_n) in sorted(per_method.items()):
+        print(f"  {method:<48} {calls_n:>5} {reqs_n:>4} {auth_n:>4}")
     passed = sum(1 for r in rows if r[2] == "ok")
     print(
         f"  {passed}/{len(rows)} steps passed; {len(log)} requests, "
