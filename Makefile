@@ -6,10 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+JS_DIR := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
 EVENT ?= samples/events/image-pushed-latest.json
 FUNC_URL ?= http://localhost:7071
 
-.PHONY: help venv checkov-venv lint fmt test demo send-event run-timer bench soak emulator clean
+.PHONY: help venv checkov-venv js-deps lint fmt test demo send-event run-timer bench soak emulator clean
 
 help:
 	@echo "make demo        run the main job against the local ACR emulator (no Azure needed)"
@@ -37,6 +39,15 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 
 checkov-venv: $(CHECKOV_STAMP)
 
+# The JavaScript SDK suite (tests/js): npm ci from the committed lockfile. Without npm the
+# tests skip with the reason (CI sets RETAG_REQUIRE_SYSTEM_DEPS=1, which turns that into a failure).
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: tests/js will be skipped"; fi
+
+js-deps: $(JS_STAMP)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -46,7 +57,7 @@ fmt: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint $(CHECKOV_STAMP)
+test: lint $(CHECKOV_STAMP) $(JS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -73,4 +84,4 @@ soak: $(STAMP)
 	RETAG_SOAK_SIZE=full $(PY) -m pytest tests/soak -q -s
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(JS_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis .cache

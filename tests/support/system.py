@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import threading
+from typing import NoReturn
 
 import pytest
 
@@ -31,7 +32,13 @@ def require_command(command: str, apt_package: str | None = None) -> str:
             return path
     else:
         reason = "not root or no apt-get"
-    message = f"{command!r} not found (Debian package {package!r}; {reason or 'install failed'})"
+    return unavailable(
+        f"{command!r} not found (Debian package {package!r}; {reason or 'install failed'})"
+    )
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip with `message`, or fail when RETAG_REQUIRE_SYSTEM_DEPS=1 (CI must never skip)."""
     if os.environ.get("RETAG_REQUIRE_SYSTEM_DEPS") == "1":
         pytest.fail(message + " and RETAG_REQUIRE_SYSTEM_DEPS=1", pytrace=False)
     pytest.skip(message)
