@@ -105,7 +105,7 @@ param acrAudience string = 'https://containerregistry.azure.net'
 param sourceTags string = 'latest'
 
 @description('RETAG_TAG_TEMPLATE: template of the generated tag.')
-param tagTemplate string = '{tag}_{timestamp}_{digest:.12}'
+param tagTemplate string = '{tag}_{timestamp:ms}_{digest:.12}'
 
 @description('RETAG_REPOSITORIES: regex (full match) of repositories to re-tag. Empty: all (or <repositoryPrefix>.* when a prefix is set).')
 param retagRepositories string = ''

@@ -4,6 +4,11 @@ A template is a Python format string over three fields and nothing else:
 
 - `{tag}`: the source tag that was pushed (`latest`);
 - `{timestamp}`: the push time in UTC as `YYYYMMDDHHMMSS` (14 digits, so tags sort by time);
+- `{timestamp:ms}`: the same with milliseconds, `YYYYMMDDHHMMSSmmm` (17 digits), so two pushes in
+  the same second still sort in push order (the default template uses it). Its tags are
+  recognised in both widths, so 14-digit tags from before a switch are still ours to prune;
+  under Flux's `alphabetical` order the two widths sort chronologically together (a 14-digit
+  stamp compares like the same stamp with `000` appended);
 - `{digest}`: the manifest digest as hex without `sha256:`; `{digest:.N}` keeps the first N
   characters (7 <= N <= 64).
 
@@ -19,7 +24,7 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from retag.oci import HEX_DIGEST_RE, tag_problem
 
@@ -33,7 +38,10 @@ _LITERAL_RE = re.compile(r"[A-Za-z0-9._-]*")
 _PRECISION_RE = re.compile(r"\.([0-9]{1,2})")
 _SAMPLE_TIME = datetime(2026, 11, 29, 23, 7, 0, tzinfo=UTC)
 _SAMPLE_DIGEST = "sha256:" + "3f2a9c1b7d4e" + "0" * 52
-_FORM = "use only {tag}, {timestamp} and {digest} or {digest:.N} (7 <= N <= 64)"
+_FORM = "use only {tag}, {timestamp} or {timestamp:ms}, and {digest} or {digest:.N} (7 <= N <= 64)"
+DEFAULT_TEMPLATE = "{tag}_{timestamp:ms}_{digest:.12}"
+_TS_SECONDS = "[0-9]{14}"
+_TS_EITHER = "[0-9]{14}(?:[0-9]{3})?"
 
 
 @dataclass(frozen=True)
@@ -41,12 +49,25 @@ class _Part:
     literal: str = ""
     field: str | None = None
     precision: int | None = None
-    """Number of digest hex characters (64 when the field has no precision)."""
+    """Number of digest hex characters (64 when the field has no precision); for {timestamp},
+    the number of sub-second digits (0, or 3 for `:ms`)."""
 
 
-def _format_timestamp(timestamp: datetime) -> str:
+def _format_timestamp(timestamp: datetime, millis: bool = False) -> str:
     t = timestamp.astimezone(UTC)
-    return f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}"
+    text = f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}"
+    return text + f"{t.microsecond // 1000:03d}" if millis else text
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """The UTC time a 14-digit (`YYYYMMDDHHMMSS`) or 17-digit (`...mmm`) stamp encodes, or None."""
+    if len(text) not in (14, 17) or not text.isdigit():
+        return None
+    try:
+        when = datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return when + timedelta(milliseconds=int(text[14:] or 0))
 
 
 def _hex_digest(digest: str) -> str:
@@ -114,12 +135,16 @@ def _parse_parts(text: str) -> tuple[_Part, ...]:
                         f"from {DIGEST_MIN_PRECISION} to {DIGEST_MAX_PRECISION}"
                     )
                 precision = value
+        elif field_name == "timestamp":
+            if format_spec not in ("", "ms"):
+                raise ValueError(
+                    f"template {text!r}: format spec ':{format_spec}' on {{timestamp}} is not "
+                    "allowed; use {timestamp} (UTC YYYYMMDDHHMMSS) or {timestamp:ms} (with "
+                    "milliseconds, YYYYMMDDHHMMSSmmm)"
+                )
+            precision = 3 if format_spec == "ms" else 0
         elif format_spec:
-            what = (
-                "it is always UTC YYYYMMDDHHMMSS"
-                if field_name == "timestamp"
-                else "it is always the source tag as pushed"
-            )
+            what = "it is always the source tag as pushed"
             raise ValueError(
                 f"template {text!r}: format spec ':{format_spec}' on {{{field_name}}} is not "
                 f"allowed ({what})"
@@ -203,7 +228,7 @@ class TagTemplate:
                 alternation = "|".join(_re2_escape(t) for t in ordered)
                 pieces.append(f"(?P<tag>{alternation})")
             elif part.field == "timestamp":
-                pieces.append("(?P<ts>[0-9]{14})")
+                pieces.append(f"(?P<ts>{_TS_EITHER if part.precision else _TS_SECONDS})")
             else:
                 pieces.append(f"(?P<digest>[a-f0-9]{{{part.precision}}})")
         return "".join(pieces)
@@ -217,6 +242,11 @@ class TagTemplate:
     @property
     def has_timestamp(self) -> bool:
         return any(p.field == "timestamp" for p in self.parts)
+
+    @property
+    def has_millis(self) -> bool:
+        """True for `{timestamp:ms}`: tags of pushes in the same second still sort in order."""
+        return any(p.field == "timestamp" and p.precision for p in self.parts)
 
     @property
     def has_digest(self) -> bool:
@@ -246,7 +276,8 @@ class TagTemplate:
         """The generated tag for a push of `digest` to source tag `tag` at `timestamp`.
 
         `digest` may be `sha256:<hex>` or the bare 64-character hex. `timestamp` must be
-        timezone-aware; it is converted to UTC and truncated to the second.
+        timezone-aware; it is converted to UTC and truncated to the second (to the millisecond
+        for `{timestamp:ms}`).
         """
         if tag not in self.source_tags:
             raise ValueError(
@@ -262,7 +293,7 @@ class TagTemplate:
             elif part.field == "tag":
                 out.append(tag)
             elif part.field == "timestamp":
-                out.append(_format_timestamp(timestamp))
+                out.append(_format_timestamp(timestamp, millis=bool(part.precision)))
             else:
                 out.append(hex_digest[: part.precision])
         return "".join(out)
@@ -281,16 +312,30 @@ class TagTemplate:
         return match.group("tag") == source_tag
 
     def timestamp_of(self, tag: str) -> str | None:
-        """The 14-digit UTC timestamp inside a generated tag, or None."""
+        """The UTC timestamp digits inside a generated tag (14, or 17 with `:ms`), or None."""
         match = self.generated_pattern.fullmatch(tag)
         if match is None or not self.has_timestamp:
             return None
         return match.group("ts")
 
+    def pushed_at_of(self, tag: str) -> datetime | None:
+        """The push time a generated tag's name encodes (None without {timestamp})."""
+        stamp = self.timestamp_of(tag)
+        return None if stamp is None else parse_timestamp(stamp)
+
+    def order_key(self, tag: str) -> tuple[datetime, str] | None:
+        """How generated tags of one source tag sort, newest last: by the push time in the
+        name, then by name (what Flux's alphabetical order on the stamp gives); None for a tag
+        that is not generated or a template without {timestamp}."""
+        when = self.pushed_at_of(tag)
+        return None if when is None else (when, tag)
+
     def flux_pattern(self, source_tag: str) -> str:
         """The RE2 pattern for a Flux ImagePolicy `filterTags` (with `extract: '$ts'`).
 
-        Example for the default template: `^latest_(?P<ts>[0-9]{14})_[a-f0-9]{12}$`.
+        Example for the default template: `^latest_(?P<ts>[0-9]{14}(?:[0-9]{3})?)_[a-f0-9]{12}$`
+        (17-digit stamps, and the 14-digit ones of `{timestamp}` from before a switch; use it with
+        `alphabetical: asc`, which orders both widths chronologically).
         """
         if source_tag not in self.source_tags:
             raise ValueError(
@@ -307,7 +352,7 @@ class TagTemplate:
             elif part.field == "tag":
                 pieces.append(_re2_escape(source_tag))
             elif part.field == "timestamp":
-                pieces.append("(?P<ts>[0-9]{14})")
+                pieces.append(f"(?P<ts>{_TS_EITHER if part.precision else _TS_SECONDS})")
             else:
                 pieces.append(f"[a-f0-9]{{{part.precision}}}")
         return "^" + "".join(pieces) + "$"

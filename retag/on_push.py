@@ -27,6 +27,7 @@ without it we cannot prove the event is about the registry we write to.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from retag.registry import (
     tally_requests,
 )
 from retag.settings import Settings
-from retag.tagging import add_generated_tag
+from retag.tagging import Push, tag_push
 
 logger = logging.getLogger("retag")
 
@@ -188,21 +189,17 @@ def _handle(
     login_server = settings.registry.login_server
     if event.request_host is None:
         return result("rejected", "missing data.request.host: cannot prove the event is ours"), None
-    event_host = _normal_host(event.request_host)
-    if event_host is None or event_host != _normal_host(login_server):
-        reason = f"event is from registry {event.request_host}, not ACR_LOGIN_SERVER={login_server}"
+    if not is_registry_host(event.request_host, login_server):
+        reason = (
+            f"event is from registry {event.request_host}, not ACR_LOGIN_SERVER={login_server} "
+            "or one of its regional endpoints"
+        )
         return result("rejected", reason), None
 
-    result.new_tag = new_tag = retag.template.render(event.tag, event.pushed_at, event.digest)
+    push = Push(event.repository, event.tag, event.digest, event.pushed_at)
+    result.new_tag = retag.template.render(event.tag, event.pushed_at, event.digest)
     try:
-        registry = registry_factory()
-        add_generated_tag(
-            registry,
-            event.repository,
-            event.digest,
-            new_tag,
-            check_existing=retag.template.needs_existing_check,
-        )
+        tagged = tag_push(registry_factory(), retag.template, push)
     except NotFoundError as exc:
         reason = f"manifest deleted before re-tag ({exc})"
         return result("ignored", reason, level=logging.WARNING), None
@@ -223,14 +220,39 @@ def _handle(
     except Exception as exc:
         reason = f"unexpected error {type(exc).__name__}: {exc}; Event Grid will redeliver"
         return result("failed", reason, retry=True), exc
-    return result("retagged", "generated tag added"), None
+    result.new_tag = tagged.tag
+    if not tagged.written:
+        return result("ignored", f"{tagged.reason}; nothing written"), None
+    return result("retagged", tagged.reason), None
 
 
-def _normal_host(host: str) -> str | None:
-    """Lowercase, without the default HTTPS port; None for a non-ASCII host.
+def is_registry_host(host: str, login_server: str) -> bool:
+    """True when `host` (an event's `data.request.host`) is `login_server` or one of its
+    regional endpoints: `<name>.<region>.geo.<suffix>` for login server `<name>.<suffix>`
+    (Learn, "container registry endpoint reference": a push through a geo-replica's regional
+    endpoint carries that host). Every other host, lookalikes included, is not.
 
     Host names on the wire are ASCII (IDNA): Unicode lookalikes must not pass for the login server
     (`str.lower()` maps the Kelvin sign U+212A to `k`, so `\u212aitchen.azurecr.io` would)."""
+    event_host, ours = _normal_host(host), _normal_host(login_server)
+    if event_host is None or ours is None:
+        return False
+    if event_host == ours:
+        return True
+    name, dot, suffix = ours.partition(".")
+    if not dot or ":" in ours:
+        return False
+    match = _REGIONAL_RE.fullmatch(event_host)
+    return match is not None and match["name"] == name and match["suffix"] == suffix
+
+
+_REGIONAL_RE = re.compile(
+    r"(?P<name>[a-z0-9-]+)\.(?P<region>[a-z0-9]+)\.geo\.(?P<suffix>[a-z0-9.-]+)"
+)
+
+
+def _normal_host(host: str) -> str | None:
+    """Lowercase, without the default HTTPS port; None for a non-ASCII host."""
     host = host.strip()
     if not host.isascii():
         return None

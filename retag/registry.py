@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,34 @@ def tally_requests() -> Iterator[RequestTally]:
         _tallies.active = outer
 
 
+_tally_lock = threading.Lock()
+
+
 def note_request() -> None:
     """Called by adapters for every HTTP request they send: counts it in this thread's tallies."""
-    for tally in getattr(_tallies, "active", ()):
-        tally.count += 1
+    active: tuple[RequestTally, ...] = getattr(_tallies, "active", ())
+    if active:
+        with _tally_lock:  # a tally may be shared with helper threads (`carry_context`)
+            for tally in active:
+                tally.count += 1
+
+
+_R = TypeVar("_R")
+
+
+def carry_context(call: Callable[[], _R]) -> Callable[[], _R]:
+    """`call`, to run on another thread under THIS thread's time budget and request tallies (a
+    use case that issues two registry calls at once stays inside one budget and one count)."""
+    deadline: float | None = getattr(_budget, "deadline", None)
+    tallies: tuple[RequestTally, ...] = getattr(_tallies, "active", ())
+
+    def run() -> _R:
+        outer_deadline = getattr(_budget, "deadline", None)
+        outer_tallies = getattr(_tallies, "active", ())
+        _budget.deadline, _tallies.active = deadline, tallies
+        try:
+            return call()
+        finally:
+            _budget.deadline, _tallies.active = outer_deadline, outer_tallies
+
+    return run

@@ -70,8 +70,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "RETAG_TAG_TEMPLATE",
-        "{tag}_{timestamp}_{digest:.12}",
-        "Generated tag: {tag}, {timestamp} (UTC YYYYMMDDHHMMSS), {digest} or {digest:.N}.",
+        "{tag}_{timestamp:ms}_{digest:.12}",
+        "Generated tag: {tag}, {timestamp} (UTC YYYYMMDDHHMMSS) or {timestamp:ms} "
+        "(YYYYMMDDHHMMSSmmm), {digest} or {digest:.N}.",
     ),
     Setting("RETAG_REPOSITORIES", "", "Regex (full match) of repositories to re-tag; empty: all."),
     Setting(
@@ -484,6 +485,6 @@ def _template(value: str, source_tags: tuple[str, ...]) -> TagTemplate:
         return TagTemplate.parse(value, source_tags)
     except ValueError as exc:
         raise ValueError(
-            f"{exc} (accepted: a format string over {{tag}}, {{timestamp}} and {{digest}} or "
-            "{digest:.N}, e.g. {tag}_{timestamp}_{digest:.12})"
+            f"{exc} (accepted: a format string over {{tag}}, {{timestamp}} or {{timestamp:ms}}, "
+            "and {digest} or {digest:.N}, e.g. {tag}_{timestamp:ms}_{digest:.12})"
         ) from None

@@ -1,13 +1,120 @@
-"""The one add-a-generated-tag engine: the event path, the CLI `tag` and reconciliation all write
-through `add_generated_tag`.
+"""The one add-a-generated-tag engine: the event path, the CLI `tag` and reconciliation all tag a
+push through `tag_push`.
 
-GET the manifest by digest, PUT the same bytes under the new tag, verify the digest.
+The invariant it keeps (README "The promise"): the tag Flux selects for a source tag S is the
+newest generated tag of S (by the push time in its name), and it must point to the digest S
+points to; no push gets more than one generated tag. So a push of S to digest d:
+
+- gets a NEW generated tag (GET the manifest by digest, PUT the same bytes under the new name,
+  verify the digest), unless
+- d already carries the newest generated tag of S: a redelivered or replayed event, a
+  geo-replica's duplicate with a later timestamp, the pipeline CLI and the Function tagging the
+  same push, an identical re-push. Then nothing is written (no PUT, no new ImagePushed, no
+  `lastUpdateTime` moved).
+
+A rollback (S moved back to an older digest that carries an OLD generated tag) is not covered:
+a newer generated tag sits on another digest, so the rollback gets a new tag that sorts newest.
+
+Cost: the tags on d (`_tags?digest=`) are read concurrently with the manifest GET, so a new tag
+is 3 requests in about 2 round trips. When d already carries a generated tag of S that is older
+than this push, one full tag listing tells a duplicate from a rollback (rare: replica duplicates,
+CLI + Function, rollbacks). A small per-process memory of what we tagged lets a redelivery of a
+push this process already tagged skip the manifest GET: 1 request.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from retag.naming import TagTemplate
 from retag.oci import digest_problem, repository_problem, tag_problem
-from retag.registry import ConflictError, NotFoundError, Registry, RegistryError
+from retag.registry import (
+    ConflictError,
+    Manifest,
+    NotFoundError,
+    Registry,
+    RegistryError,
+    TagInfo,
+    carry_context,
+)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Push:
+    """One push of a source tag: `source_tag` -> `digest` in `repository` at `pushed_at` (UTC)."""
+
+    repository: str
+    source_tag: str
+    digest: str
+    pushed_at: datetime
+
+
+@dataclass(frozen=True)
+class TagResult:
+    """What `tag_push` did for one push."""
+
+    tag: str
+    """The generated tag that marks this push now: the one written, or the one already there."""
+    written: bool
+    """True when a new tag was PUT; False when the push was already tagged (nothing written)."""
+    reason: str
+
+
+def tag_push(registry: Registry, template: TagTemplate, push: Push) -> TagResult:
+    """Give `push` its generated tag, unless its digest already carries the newest generated tag
+    of its source tag (module docstring).
+
+    Raises ValueError for invalid arguments (nothing is sent), NotFoundError when the manifest is
+    gone, ConflictError (a same-named tag on another digest is never overwritten),
+    PermissionDeniedError, TransientRegistryError, RegistryError.
+    """
+    repository, source_tag, digest = push.repository, push.source_tag, push.digest
+    new_tag = template.render(source_tag, push.pushed_at, digest)
+    _check_arguments(repository, digest, new_tag)
+    key = (registry.login_server, repository, digest)
+    manifest: Future[Manifest] | None = None
+    if _RECENT.covers(key, template, source_tag, new_tag):
+        # This process tagged the push already: the tags on the digest confirm it (1 request).
+        on_digest = list(registry.list_tags(repository, digest=digest))
+    else:
+        tags = _submit(lambda: list(registry.list_tags(repository, digest=digest)))
+        manifest = _submit(lambda: registry.get_manifest(repository, digest))
+        try:
+            on_digest = tags.result()
+        except BaseException:
+            _drain(manifest)
+            raise
+    done = _decide(template, source_tag, new_tag, on_digest)
+    if isinstance(done, TagInfo):
+        # d carries an older generated tag of S: a duplicate of that push, or a rollback?
+        newest = _newest_generated(template, source_tag, registry.list_tags(repository))
+        done = (
+            TagResult(newest.name, False, f"already tagged: {newest.name} is the newest")
+            if newest is not None and newest.digest == digest
+            else None
+        )
+    if done is not None:
+        if manifest is not None:
+            _drain(manifest)
+        _RECENT.remember(key, template, source_tag, done.tag)
+        return done
+    if template.needs_existing_check and _refuse_overwrite(registry, repository, digest, new_tag):
+        if manifest is not None:
+            _drain(manifest)
+        return TagResult(new_tag, False, f"already tagged: {new_tag} exists")
+    got = manifest.result() if manifest is not None else registry.get_manifest(repository, digest)
+    _put(registry, repository, digest, new_tag, got)
+    _RECENT.remember(key, template, source_tag, new_tag)
+    return TagResult(new_tag, True, "generated tag added")
 
 
 def add_generated_tag(
@@ -15,22 +122,67 @@ def add_generated_tag(
 ) -> str:
     """Point `new_tag` at manifest `digest` without moving any layer; returns `new_tag`.
 
-    GET the manifest BY DIGEST (the source tag may already point elsewhere), PUT its exact bytes
-    with its original media type under `new_tag`, and verify the registry computed the same digest
-    (a mismatch raises RegistryError). Steady state: exactly these 2 requests.
+    The bare write under `tag_push`: GET the manifest BY DIGEST (the source tag may already point
+    elsewhere), PUT its exact bytes with its original media type under `new_tag`, and verify the
+    registry computed the same digest (a mismatch raises RegistryError).
 
     `check_existing=True` first reads `new_tag`: when it already points to `digest` the work is
     done (no write); when it points to another digest ConflictError is raised: we never move a tag
     we did not create for this digest. Callers pass `TagTemplate.needs_existing_check`: with
     {timestamp} and >= 12 digest hex characters a same-named tag on another digest would need a
-    48-bit digest-prefix collision pushed in the same second to the same repository, so the read
-    is skipped and a re-tag stays at 2 requests. A locked existing tag still makes the PUT fail
-    (ConflictError), and re-PUTting the same digest under the same tag is a no-op, so redelivered
-    events stay idempotent either way.
-
-    Raises ValueError for invalid arguments (nothing is sent), NotFoundError when the manifest is
-    gone, ConflictError, PermissionDeniedError, TransientRegistryError, RegistryError.
+    48-bit digest-prefix collision pushed in the same second to the same repository.
     """
+    _check_arguments(repository, digest, new_tag)
+    if check_existing and _refuse_overwrite(registry, repository, digest, new_tag):
+        return new_tag
+    _put(registry, repository, digest, new_tag, registry.get_manifest(repository, digest))
+    return new_tag
+
+
+# -- the decision (pure) ----------------------------------------------------------------------
+
+
+def _decide(
+    template: TagTemplate, source_tag: str, new_tag: str, on_digest: Iterable[TagInfo]
+) -> TagResult | TagInfo | None:
+    """From the tags on the digest: a TagResult when nothing is to be written; the digest's
+    newest generated tag of S when it is OLDER than this push (duplicate or rollback: the caller
+    looks wider); None when the digest carries no generated tag of S (write)."""
+    tags = list(on_digest)
+    if any(t.name == new_tag for t in tags):
+        return TagResult(new_tag, False, f"already tagged: {new_tag} exists")
+    newest = _newest_generated(template, source_tag, tags)
+    if newest is None:
+        return None
+    new_key = template.order_key(new_tag)
+    newest_key = template.order_key(newest.name)
+    if new_key is None or (newest_key is not None and newest_key >= new_key):
+        # The digest carries a generated tag of S from this push or a later one.
+        return TagResult(newest.name, False, f"already tagged: {newest.name}")
+    return newest
+
+
+def _newest_generated(
+    template: TagTemplate, source_tag: str, tags: Iterable[TagInfo]
+) -> TagInfo | None:
+    """The generated tag of `source_tag` that sorts newest (Flux's choice), or None."""
+    best: TagInfo | None = None
+    best_key: tuple[datetime, str] | None = None
+    for tag in tags:
+        if not template.is_generated(tag.name, source_tag):
+            continue
+        key = template.order_key(tag.name)
+        if key is None:
+            key = (tag.last_updated_on, tag.name)
+        if best_key is None or key > best_key:
+            best, best_key = tag, key
+    return best
+
+
+# -- the writes -------------------------------------------------------------------------------
+
+
+def _check_arguments(repository: str, digest: str, new_tag: str) -> None:
     for what, problem in (
         ("repository", repository_problem(repository)),
         ("digest", digest_problem(digest)),
@@ -39,19 +191,21 @@ def add_generated_tag(
         if problem is not None:
             raise ValueError(f"{what} {problem}")
 
-    if check_existing:
-        try:
-            existing = registry.get_tag(repository, new_tag)
-        except NotFoundError:
-            pass
-        else:
-            if existing.digest == digest:
-                return new_tag
-            raise ConflictError(
-                f"tag {new_tag} already exists on {existing.digest}; not overwriting it"
-            )
 
-    manifest = registry.get_manifest(repository, digest)
+def _refuse_overwrite(registry: Registry, repository: str, digest: str, new_tag: str) -> bool:
+    """True when `new_tag` already points to `digest`; ConflictError when it points elsewhere."""
+    try:
+        existing = registry.get_tag(repository, new_tag)
+    except NotFoundError:
+        return False
+    if existing.digest == digest:
+        return True
+    raise ConflictError(f"tag {new_tag} already exists on {existing.digest}; not overwriting it")
+
+
+def _put(
+    registry: Registry, repository: str, digest: str, new_tag: str, manifest: Manifest
+) -> None:
     if manifest.digest != digest:
         raise RegistryError(f"registry returned manifest {manifest.digest} when asked for {digest}")
     written = registry.put_manifest(repository, manifest, new_tag)
@@ -60,4 +214,71 @@ def add_generated_tag(
             f"tag {new_tag} was written with digest {written}, expected {digest} "
             "(the manifest bytes were not preserved)"
         )
-    return new_tag
+
+
+# -- concurrency: the manifest GET and the tags read in parallel -------------------------------
+
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _submit(call: Callable[[], _T]) -> Future[_T]:
+    """Run `call` on the shared pool with this thread's time budget and request tallies."""
+    global _POOL  # noqa: PLW0603 - one lazily built pool per process
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="acr-retag-tagging")
+    return _POOL.submit(carry_context(call))
+
+
+def _drain(future: Future[Manifest]) -> None:
+    """Wait for a call whose answer is no longer needed (its errors do not matter then)."""
+    with contextlib.suppress(Exception):
+        future.result()
+
+
+# -- what this process tagged recently ---------------------------------------------------------
+
+
+class _Recent:
+    """(login server, repository, digest) -> the newest generated tag this process saw on it.
+
+    Only a hint: `tag_push` always confirms with the registry before deciding not to write."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._tags: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+
+    def covers(
+        self, key: tuple[str, str, str], template: TagTemplate, source_tag: str, new_tag: str
+    ) -> bool:
+        with self._lock:
+            known = self._tags.get(key)
+        if known is None or not template.is_generated(known, source_tag):
+            return False
+        if known == new_tag:
+            return True
+        known_key, new_key = template.order_key(known), template.order_key(new_tag)
+        return known_key is not None and new_key is not None and known_key >= new_key
+
+    def remember(
+        self, key: tuple[str, str, str], template: TagTemplate, source_tag: str, tag: str
+    ) -> None:
+        with self._lock:
+            known = self._tags.get(key)
+            if known is not None and template.is_generated(known, source_tag):
+                known_key, new_key = template.order_key(known), template.order_key(tag)
+                if known_key is not None and new_key is not None and known_key > new_key:
+                    tag = known
+            self._tags[key] = tag
+            self._tags.move_to_end(key)
+            while len(self._tags) > self._size:
+                self._tags.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tags.clear()
+
+
+_RECENT = _Recent()

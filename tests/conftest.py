@@ -8,9 +8,32 @@ run explores new examples. Either way a failure prints the example that reproduc
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import settings
+
+from emulator import Emulator
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev", print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in {"1", "true"} else "dev")
+
+
+# -- the shared fixtures: one emulator, one registry adapter (directories reuse these) ---------
+
+
+@pytest.fixture
+def acr() -> Iterator[Emulator]:
+    """A fresh emulator (anonymous access, in-process, HTTPS on loopback)."""
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def registry(acr: Emulator) -> Iterator[object]:
+    """The product's registry adapter (`retag.acr.client.AcrRegistry`) on `acr`, anonymous."""
+    from retag.acr.client import AcrRegistry
+
+    with AcrRegistry(acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle) as adapter:
+        yield adapter

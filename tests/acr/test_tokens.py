@@ -328,9 +328,16 @@ def test_identity_without_token_is_permission_denied(private_acr: Emulator, repo
 
 
 def test_tokens_never_reach_logs_or_error_messages(
-    private_acr: Emulator, repo: str, caplog: pytest.LogCaptureFixture
+    private_acr: Emulator,
+    repo: str,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
 ) -> None:
+    from retag.logline import quiet_sdk_logging
+
     acr = private_acr
+    quiet_sdk_logging("debug")  # RETAG_SDK_LOG_LEVEL=debug: the SDK logs every request
+    request.addfinalizer(quiet_sdk_logging)
     caplog.set_level(logging.DEBUG)
     credential = StaticTokenCredential()
     registry = AcrRegistry(acr.login_server, credential=credential, ca_bundle=acr.ca_bundle)

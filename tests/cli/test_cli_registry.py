@@ -16,7 +16,7 @@ from emulator import Emulator
 from tests.cli.conftest import RunCli, assert_one_line_error, wait_logged
 from tests.support.images import docker_image, oci_index, push_image
 
-GENERATED = re.compile(r"latest_(?P<ts>[0-9]{14})_(?P<hex>[a-f0-9]{12})")
+GENERATED = re.compile(r"latest_(?P<ts>[0-9]{17})_(?P<hex>[a-f0-9]{12})")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,8 @@ def test_push_sample_then_tag_then_list_end_to_end(
     # {timestamp} is the source tag's push time (the emulator's clock), {digest:.12} its digest.
     pushed_at = last_updated(acr, "e2e/app", "latest")
     assert datetime(2026, 11, 29, 23, 7, 0, tzinfo=UTC) <= pushed_at
-    assert new_tag == f"latest_{pushed_at:%Y%m%d%H%M%S}_{digest[7:19]}"
+    millis = f"{pushed_at.microsecond // 1000:03d}"
+    assert new_tag == f"latest_{pushed_at:%Y%m%d%H%M%S}{millis}_{digest[7:19]}"
     assert acr.tag_digest("e2e/app", new_tag) == digest
 
     listed = cli(["list", "e2e/app"], env=env)

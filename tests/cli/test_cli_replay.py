@@ -121,13 +121,17 @@ def test_replay_every_sample(
     if not expected:  # ignored events never write
         assert not [r for r in acr.requests() if r["method"] in ("PUT", "DELETE", "PATCH")]
 
-    # Replaying again (Event Grid redelivery, a second replay of dead letters) changes nothing.
+    # Replaying again (Event Grid redelivery, a second replay of dead letters) changes nothing:
+    # each push is found already tagged, and nothing is written (issue 12).
+    acr.clear_requests()
     again = cli(["replay", str(copy), "--json"], env=env)
     assert again.code == 0
     report = json.loads(again.out)
-    assert [e["new_tag"] for e in report["events"] if e["status"] == "retagged"] == [
+    assert [e["status"] for e in report["events"]] == ["ignored"] * count
+    assert [e["new_tag"] for e in report["events"] if "already tagged" in e["reason"]] == [
         item.split("@")[0] for item in expected
     ]
+    assert not [r for r in acr.requests() if r["method"] in ("PUT", "DELETE", "PATCH")]
 
 
 def test_replay_all_samples_at_once(

@@ -14,7 +14,7 @@ import yaml
 from retag.naming import TagTemplate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "flux.md"
-DEFAULT_TEMPLATE = "{tag}_{timestamp}_{digest:.12}"
+DEFAULT_TEMPLATE = "{tag}_{timestamp:ms}_{digest:.12}"
 
 
 def yaml_documents() -> list[dict[str, Any]]:
@@ -46,9 +46,9 @@ def test_policy_pattern_is_the_default_templates_flux_pattern() -> None:
     spec = documented_policy()["spec"]
     template = TagTemplate.parse(DEFAULT_TEMPLATE, ["latest"])
     assert spec["filterTags"]["pattern"] == template.flux_pattern("latest")
-    assert spec["filterTags"]["pattern"] == r"^latest_(?P<ts>[0-9]{14})_[a-f0-9]{12}$"
+    assert spec["filterTags"]["pattern"] == r"^latest_(?P<ts>[0-9]{14}(?:[0-9]{3})?)_[a-f0-9]{12}$"
     assert spec["filterTags"]["extract"] == "$ts"
-    assert spec["policy"] == {"numerical": {"order": "asc"}}
+    assert spec["policy"] == {"alphabetical": {"order": "asc"}}
 
 
 def test_documented_pattern_matches_generated_tags_and_orders_them_by_push_time() -> None:
@@ -60,7 +60,7 @@ def test_documented_pattern_matches_generated_tags_and_orders_them_by_push_time(
     start = datetime(2026, 11, 29, 23, 7, 0, tzinfo=UTC)
     pushes = []
     for step in range(200):
-        pushed_at = start + timedelta(seconds=step * 37 + rng.randrange(30))
+        pushed_at = start + timedelta(milliseconds=step * 370 + rng.randrange(300))
         digest = "sha256:" + "".join(rng.choice("0123456789abcdef") for _ in range(64))
         pushes.append((pushed_at, template.render("latest", pushed_at, digest)))
 
@@ -69,12 +69,11 @@ def test_documented_pattern_matches_generated_tags_and_orders_them_by_push_time(
         match = pattern.fullmatch(tag)
         assert match is not None, tag
         value = match.expand(extract.replace("$ts", r"\g<ts>"))
-        assert float(value) == int(value)  # exact for Flux's numerical (float64) comparison
-        values.append((int(value), pushed_at))
+        values.append((value, pushed_at))
     shuffled = values[:]
     rng.shuffle(shuffled)
     assert [p for _, p in sorted(shuffled)] == [p for p, _ in pushes]
-    # Flux selects the maximum with numerical asc: the latest push.
+    # Flux selects the maximum with alphabetical asc: the latest push.
     assert max(shuffled)[1] == pushes[-1][0]
 
     # Nothing else matches: the source tag, other source tags, hand-made or truncated tags.

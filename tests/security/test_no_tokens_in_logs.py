@@ -98,8 +98,9 @@ def log_failure(call: Callable[[], object]) -> BaseException | None:
 
 
 def function_app_run(acr: Emulator) -> None:
-    """The Function, through the host decode path: re-tag, duplicate, a failure, redelivery."""
-    with loaded_function_app(acr) as app:
+    """The Function, through the host decode path: re-tag, duplicate, a failure, redelivery; with
+    the SDK's debug logging switched on (`RETAG_SDK_LOG_LEVEL`), which logs every request."""
+    with loaded_function_app(acr, RETAG_SDK_LOG_LEVEL="debug") as app:
         first = pushed_event(acr, REPO, oci_image())
         assert (
             app.host.deliver_event_grid(

@@ -24,11 +24,12 @@ from tests.support.images import oci_image, push_image
 REPO = "concurrent/app"
 
 
-def test_concurrent_events_each_report_their_own_two_requests() -> None:
+def test_concurrent_events_each_report_their_own_three_requests() -> None:
+    """Each new tag is 3 requests (tags on the digest and the manifest at once, then the PUT)."""
     with Emulator() as acr:
-        image = oci_image()
         events = []
         for _ in range(17):
+            image = oci_image()  # a new digest each time: each push gets its own tag
             before = len(acr.events())
             push_image(acr.endpoint, REPO, image, tag="latest", verify=acr.ca_bundle)
             events.append(copy.deepcopy(acr.events()[before:][-1]))
@@ -47,8 +48,8 @@ def test_concurrent_events_each_report_their_own_two_requests() -> None:
                 results = list(pool.map(handle, events[1:]))
             acr.clear_faults()
             total = reg.requests_made
-    assert results == [("retagged", 2)] * 16
-    assert total == warm_up.requests + 2 * 16
+    assert results == [("retagged", 3)] * 16
+    assert total == warm_up.requests + 3 * 16
 
 
 def test_the_tally_counts_this_thread_only_and_nests() -> None:

@@ -286,3 +286,25 @@ def test_tags_sort_like_their_timestamps(
         assert a > b
     else:
         assert (a == b) == (digest_a[7:19] == digest_b[7:19])
+
+
+def test_millisecond_stamps_sort_pushes_of_one_second_and_recognise_old_tags() -> None:
+    from retag.naming import DEFAULT_TEMPLATE
+
+    template = TagTemplate.parse(DEFAULT_TEMPLATE, ["latest"])
+    digest = "sha256:" + "3f2a9c1b7d4e" + "0" * 52
+    first = template.render("latest", datetime(2026, 11, 29, 23, 7, 0, 5000, tzinfo=UTC), digest)
+    second = template.render("latest", datetime(2026, 11, 29, 23, 7, 0, 998000, tzinfo=UTC), digest)
+    assert (first, second) == (
+        "latest_20261129230700005_3f2a9c1b7d4e",
+        "latest_20261129230700998_3f2a9c1b7d4e",
+    )
+    old = "latest_20261129230700_3f2a9c1b7d4e"  # from the seconds-only default
+    assert template.is_generated(old, "latest")
+    assert template.pushed_at_of(old) == datetime(2026, 11, 29, 23, 7, tzinfo=UTC)
+    assert template.pushed_at_of(second) == datetime(2026, 11, 29, 23, 7, 0, 998000, tzinfo=UTC)
+    # Alphabetical on the extracted stamp (the documented policy) is chronological across widths.
+    stamps = [template.timestamp_of(t) or "" for t in (second, old, first)]
+    assert sorted(stamps) == [template.timestamp_of(t) for t in (old, first, second)]
+    with pytest.raises(ValueError, match=r"\{timestamp:ms\}"):
+        TagTemplate.parse("{tag}_{timestamp:us}", ["latest"])

@@ -23,7 +23,7 @@ from retag.tagging import add_generated_tag
 from tests.unit.test_events import MALFORMED, event_grid
 
 DIGEST = "sha256:3f2a9c1b7d4e" + "0123456789abcdef" * 3 + "0123"
-NEW_TAG = "latest_20261129230700_3f2a9c1b7d4e"
+NEW_TAG = "latest_20261129230700999_3f2a9c1b7d4e"
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhY3ItcmV0YWcifQ.c2lnbmF0dXJlLWJ5dGVz"
 
 
@@ -343,3 +343,43 @@ def test_add_generated_tag_validates_before_sending_anything() -> None:
     ]:
         with pytest.raises(ValueError, match=message):
             add_generated_tag(untouchable, *args, check_existing=True)
+
+
+@pytest.mark.parametrize(
+    ("host", "accepted"),
+    [
+        ("myregistry.azurecr.io", True),
+        ("MyRegistry.azurecr.io:443", True),
+        ("myregistry.westeurope.geo.azurecr.io", True),
+        ("myregistry.eastus2.geo.azurecr.io", True),
+        ("myregistry.westeurope.data.azurecr.io", False),  # a data endpoint: never a push host
+        ("other.westeurope.geo.azurecr.io", False),
+        ("myregistry.westeurope.geo.azurecr.io.evil.com", False),
+        ("myregistry.west.europe.geo.azurecr.io", False),
+        ("myregistry.westeurope.geo.azurecr.cn", False),
+        ("evil.myregistry.westeurope.geo.azurecr.io", False),
+        ("myregistry.\u212aest.geo.azurecr.io", False),
+        ("myregistry.azurecr.io.evil.com", False),
+    ],
+)
+def test_the_login_server_and_its_regional_endpoints_are_accepted(
+    host: str, accepted: bool
+) -> None:
+    """Regional endpoints `<name>.<region>.geo.<suffix>` (Learn, "container registry endpoint
+    reference", https://learn.microsoft.com/azure/container-registry/container-registry-dedicated-data-endpoints):
+    a push through a geo-replica's endpoint carries that host in `data.request.host`."""
+    from retag.on_push import is_registry_host
+
+    assert is_registry_host(host, "myregistry.azurecr.io") is accepted
+    assert is_registry_host(host, "127.0.0.1:5443") is False
+
+
+def test_an_event_through_a_regional_endpoint_reaches_the_registry() -> None:
+    factory = RecordingFactory()
+    with pytest.raises(FactoryCalled):  # the event path decided to write
+        handle_event(
+            event(request={"host": "myregistry.westeurope.geo.azurecr.io", "method": "PUT"}),
+            settings(),
+            factory,
+        )
+    assert factory.calls == 1

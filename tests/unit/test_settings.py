@@ -38,7 +38,7 @@ def test_defaults() -> None:
     assert registry.ca_bundle is None
     retag = settings.retag
     assert retag.source_tags == ("latest",)
-    assert retag.template.text == "{tag}_{timestamp}_{digest:.12}"
+    assert retag.template.text == "{tag}_{timestamp:ms}_{digest:.12}"
     assert retag.repositories is None
     assert retag.exclude_repositories is None
     prune = settings.prune
@@ -224,7 +224,7 @@ def test_every_setting_has_a_bad_value_case() -> None:
 def test_errors_name_the_accepted_form() -> None:
     with pytest.raises(SettingsError, match=re.escape("'second minute hour day month")):
         load(PRUNE_SCHEDULE="0 3 * * *")
-    with pytest.raises(SettingsError, match=re.escape("e.g. {tag}_{timestamp}_{digest:.12}")):
+    with pytest.raises(SettingsError, match=re.escape("e.g. {tag}_{timestamp:ms}_{digest:.12}")):
         load(RETAG_TAG_TEMPLATE="{tag}")
     with pytest.raises(SettingsError, match="host\\[:port\\]"):
         load(ACR_LOGIN_SERVER="https://myregistry.azurecr.io")
