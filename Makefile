@@ -6,10 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# Pinned Go peers (OCI conformance suite, crane); the pins live in tests/support/gotools.py.
+GO_TOOLS_STAMP := .cache/go-tools/.built
 EVENT ?= samples/events/image-pushed-latest.json
 FUNC_URL ?= http://localhost:7071
 
-.PHONY: help venv checkov-venv lint fmt test demo send-event run-timer bench soak emulator clean
+.PHONY: help venv checkov-venv go-tools lint fmt test demo send-event run-timer bench soak emulator clean
 
 help:
 	@echo "make demo        run the main job against the local ACR emulator (no Azure needed)"
@@ -37,6 +39,13 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 
 checkov-venv: $(CHECKOV_STAMP)
 
+# Built once into .cache/go-tools/<name>@<version>/ (reused after); without `go` this prints why
+# and leaves no stamp, and the Go peer tests skip (or fail under RETAG_REQUIRE_SYSTEM_DEPS=1).
+$(GO_TOOLS_STAMP): tests/support/gotools.py | $(STAMP)
+	$(PY) -m tests.support.gotools --stamp $@
+
+go-tools: $(GO_TOOLS_STAMP)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -46,7 +55,7 @@ fmt: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint $(CHECKOV_STAMP)
+test: lint $(CHECKOV_STAMP) $(GO_TOOLS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
