@@ -29,7 +29,7 @@ from emulator.clock import Clock, format_time, parse_time
 from emulator.delivery import Delivery, image_event
 from emulator.errors import ApiError, error_body, not_found
 from emulator.faults import Faults, FaultSettings
-from emulator.manifests import check_digest, check_name
+from emulator.manifests import OCI_INDEX, check_digest, check_name
 from emulator.store import DeletedManifest, Store
 
 LOG = logging.getLogger("emulator")
@@ -382,8 +382,12 @@ class Registry:
         )
 
     def referrers(self, request: Request, p: dict[str, str]) -> Response:
-        body = self.store.referrers(p["name"], p["digest"], request.query.get("artifactType"))
-        return Response.json(200, body)
+        # OCI distribution-spec 1.1 "Listing Referrers": the answer is an image index served as
+        # one (Content-Type), and an applied artifactType filter is named in OCI-Filters-Applied.
+        artifact_type = request.query.get("artifactType")
+        body = self.store.referrers(p["name"], p["digest"], artifact_type)
+        headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+        return Response(200, json.dumps(body).encode(), headers, content_type=OCI_INDEX)
 
     # -- blobs ------------------------------------------------------------------------------------
     def get_blob(self, request: Request, p: dict[str, str]) -> Response:

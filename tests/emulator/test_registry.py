@@ -499,8 +499,21 @@ def test_manifest_listing_details(acr: Emulator) -> None:
     assert entries[sbom.digest]["artifactType"] == "application/vnd.example.sbom.v1+json"
     assert "subject" not in entries[subject.digest]
     assert "tags" not in entries[subject.digest]
-    referrers = raw(acr, "GET", f"/v2/{repo}/referrers/{subject.digest}", scope=scope).json()
-    assert [m["digest"] for m in referrers["manifests"]] == [sbom.digest]
+    answer = raw(acr, "GET", f"/v2/{repo}/referrers/{subject.digest}", scope=scope)
+    # OCI distribution-spec 1.1 "Listing Referrers": an image index, served as one.
+    assert answer.headers["Content-Type"] == "application/vnd.oci.image.index.v1+json"
+    assert "OCI-Filters-Applied" not in answer.headers
+    assert [m["digest"] for m in answer.json()["manifests"]] == [sbom.digest]
+    sbom_type = "application/vnd.example.sbom.v1+json"
+    filtered = raw(
+        acr,
+        "GET",
+        f"/v2/{repo}/referrers/{subject.digest}",
+        scope=scope,
+        params={"artifactType": sbom_type},
+    )
+    assert filtered.headers["OCI-Filters-Applied"] == "artifactType"
+    assert [m["digest"] for m in filtered.json()["manifests"]] == [sbom.digest]
     single = raw(acr, "GET", f"/acr/v1/{repo}/_manifests/{index.digest}", scope=scope).json()
     assert single["manifest"] == top
     assert single["imageName"] == repo
