@@ -337,13 +337,18 @@ class Registry:
                 user_agent=request.header("User-Agent") or "",
             )
         )
+        headers = {
+            "Location": f"/v2/{result.repository}/manifests/{result.digest}",
+            "Docker-Content-Digest": result.digest,
+        }
+        if result.subject:
+            # distribution-spec 1.1 "Pushing Manifests with Subject": a registry with the
+            # referrers API MUST answer OCI-Subject, else clients maintain the fallback tag.
+            headers["OCI-Subject"] = result.subject
         return Response(
             201,
             b"",
-            {
-                "Location": f"/v2/{result.repository}/manifests/{result.digest}",
-                "Docker-Content-Digest": result.digest,
-            },
+            headers,
             log={
                 "tag": result.tag,
                 "digest": result.digest,

@@ -225,6 +225,7 @@ class PutResult:
     previous_digest: str | None
     media_type: str
     length: int
+    subject: str | None = None  # the manifest's `subject` digest (answered as OCI-Subject)
 
 
 @dataclass(frozen=True)
@@ -534,7 +535,9 @@ class Store:
                     tag.seq = next(self._seq)
             repo.updated = now
             self._changed()
-            return PutResult(name, digest, tag_name, previous, record.media_type, len(body))
+            return PutResult(
+                name, digest, tag_name, previous, record.media_type, len(body), record.subject
+            )
 
     def delete_manifest(self, name: str, reference: str) -> DeletedManifest:
         with self._lock:

@@ -499,6 +499,27 @@ def test_manifest_listing_details(acr: Emulator) -> None:
     assert entries[sbom.digest]["artifactType"] == "application/vnd.example.sbom.v1+json"
     assert "subject" not in entries[subject.digest]
     assert "tags" not in entries[subject.digest]
+    # distribution-spec 1.1 "Pushing Manifests with Subject": the PUT answers OCI-Subject.
+    again = raw(
+        acr,
+        "PUT",
+        f"/v2/{repo}/manifests/sbom",
+        scope=f"repository:{repo}:pull,push",
+        data=sbom.raw,
+        headers={"Content-Type": sbom.media_type},
+    )
+    assert again.status_code == 201
+    assert again.headers["OCI-Subject"] == subject.digest
+    plain = raw(
+        acr,
+        "PUT",
+        f"/v2/{repo}/manifests/docker",
+        scope=f"repository:{repo}:pull,push",
+        data=docker.raw,
+        headers={"Content-Type": docker.media_type},
+    )
+    assert plain.status_code == 201
+    assert "OCI-Subject" not in plain.headers
     answer = raw(acr, "GET", f"/v2/{repo}/referrers/{subject.digest}", scope=scope)
     # OCI distribution-spec 1.1 "Listing Referrers": an image index, served as one.
     assert answer.headers["Content-Type"] == "application/vnd.oci.image.index.v1+json"
