@@ -484,7 +484,11 @@ class Registry:
 
     def finish_upload(self, request: Request, p: dict[str, str]) -> Response:
         digest = self.store.finish_upload(
-            p["name"], p["uuid"], request.query.get("digest"), request.body
+            p["name"],
+            p["uuid"],
+            request.query.get("digest"),
+            request.body,
+            request.header("Content-Range"),
         )
         return Response(
             201,

@@ -301,6 +301,28 @@ def _link(path: str, params: dict[str, str]) -> str:
 ORDERS = ("", "none", "timedesc", "timeasc")
 
 
+def _check_continues(upload: Upload, content_range: str | None) -> None:
+    """A chunk's Content-Range must start where the upload stands, else 416 (with its Range)."""
+    if not content_range:
+        return
+    try:
+        start_text, _, _end = content_range.replace("bytes=", "").partition("-")
+        start = int(start_text)
+    except ValueError:
+        start = -1
+    if start != len(upload.data):
+        raise ApiError(
+            416,
+            "BLOB_UPLOAD_INVALID",
+            "blob upload invalid",
+            {
+                "reason": f"Content-Range {content_range!r} does not continue at "
+                f"offset {len(upload.data)}"
+            },
+            {"Range": f"0-{max(len(upload.data) - 1, 0)}"},
+        )
+
+
 class Store:
     def __init__(
         self,
@@ -642,32 +664,27 @@ class Store:
     ) -> Upload:
         with self._lock:
             upload = self.upload(name, upload_id)
-            if content_range:
-                try:
-                    start_text, _, _end = content_range.replace("bytes=", "").partition("-")
-                    start = int(start_text)
-                except ValueError:
-                    start = -1
-                if start != len(upload.data):
-                    raise ApiError(
-                        416,
-                        "BLOB_UPLOAD_INVALID",
-                        "blob upload invalid",
-                        {
-                            "reason": f"Content-Range {content_range!r} does not continue at "
-                            f"offset {len(upload.data)}"
-                        },
-                        {"Range": f"0-{max(len(upload.data) - 1, 0)}"},
-                    )
+            _check_continues(upload, content_range)
             upload.data.extend(data)
             return upload
 
-    def finish_upload(self, name: str, upload_id: str, digest: str | None, data: bytes) -> str:
+    def finish_upload(
+        self,
+        name: str,
+        upload_id: str,
+        digest: str | None,
+        data: bytes,
+        content_range: str | None = None,
+    ) -> str:
         if not digest:
             raise bad_request("DIGEST_INVALID", "digest query parameter is required", {})
         check_digest(digest)
         with self._lock:
             upload = self.upload(name, upload_id)
+            if data:
+                # The closing PUT may carry the last chunk (distribution-spec "Pushing a blob in
+                # chunks"); out of order it is refused with 416 like a PATCH, the session kept.
+                _check_continues(upload, content_range)
             content = bytes(upload.data) + data
             actual = sha256_digest(content)
             if actual != digest:
