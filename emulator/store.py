@@ -603,21 +603,38 @@ class Store:
             for record in repo.manifests.values() if repo else []:
                 if record.subject != digest:
                     continue
-                if artifact_type and record.artifact_type != artifact_type:
+                entry = self._referrer_descriptor(record)
+                if artifact_type and entry.get("artifactType") != artifact_type:
                     continue
-                entry: dict[str, Any] = {
-                    "mediaType": record.media_type,
-                    "digest": record.digest,
-                    "size": record.length,
-                }
-                if record.artifact_type:
-                    entry["artifactType"] = record.artifact_type
                 entries.append(entry)
             return {
                 "schemaVersion": 2,
                 "mediaType": "application/vnd.oci.image.index.v1+json",
                 "manifests": entries,
             }
+
+    def _referrer_descriptor(self, record: ManifestRecord) -> dict[str, Any]:
+        """distribution-spec 1.1 "Listing Referrers": the descriptor's artifactType is the
+        manifest's, else its config's mediaType; the manifest's annotations are copied."""
+        entry: dict[str, Any] = {
+            "mediaType": record.media_type,
+            "digest": record.digest,
+            "size": record.length,
+        }
+        try:
+            document = json.loads(self._blobs.read(record.digest))
+        except (OSError, ValueError):
+            document = {}
+        config = document.get("config") if isinstance(document, dict) else None
+        effective = record.artifact_type or (
+            config.get("mediaType") if isinstance(config, dict) else None
+        )
+        if isinstance(effective, str) and effective:
+            entry["artifactType"] = effective
+        annotations = document.get("annotations") if isinstance(document, dict) else None
+        if isinstance(annotations, dict) and annotations:
+            entry["annotations"] = annotations
+        return entry
 
     # -- /v2 blobs --------------------------------------------------------------------------------
     def blob_size(self, name: str, digest: str) -> int:
