@@ -50,6 +50,9 @@ class Request:
     query: dict[str, str]
     headers: Headers
     body: bytes = b""
+    # Every `scope` of the query string, in order: the docker token protocol repeats the
+    # parameter, one per resource (a cross-repository mount asks for two); `query` keeps one.
+    scopes: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
@@ -264,12 +267,19 @@ class Registry:
     @staticmethod
     def _form(request: Request) -> dict[str, str]:
         form = dict(request.query)
+        scopes = list(request.scopes)
         if request.body:
             try:
                 text = request.body.decode()
             except UnicodeDecodeError:
                 raise ApiError(400, "UNSUPPORTED", "form body must be UTF-8") from None
-            form.update(parse_qsl(text, keep_blank_values=True))
+            pairs = parse_qsl(text, keep_blank_values=True)
+            form.update(pairs)
+            scopes += [value for key, value in pairs if key == "scope"]
+        if scopes:
+            # Docker token spec ("Requesting a Token"): `scope` may be given several times;
+            # the token covers all of them (space-separated, as one value may also hold).
+            form["scope"] = " ".join(scopes)
         return form
 
     @staticmethod
@@ -748,7 +758,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         split = urlsplit(self.path)
         path = unquote(split.path)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        query = dict(pairs)
+        scopes = tuple(value for key, value in pairs if key == "scope")
         try:
             body = self._read_body()
         except _BodyError as exc:
@@ -758,7 +770,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             self.close_connection = True
             return
-        request = Request(self.command, path, query, self.headers, body)
+        request = Request(self.command, path, query, self.headers, body, scopes)
         if path.startswith("/_emulator/"):
             self._send(registry.admin(request))
             return
