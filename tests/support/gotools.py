@@ -73,8 +73,9 @@ def go_command() -> str:
     return path
 
 
-def build(tool: GoTool, cache_root: Path = CACHE_ROOT) -> Path:
+def build(tool: GoTool, cache_root: Path | None = None) -> Path:
     """Return the tool's binary, building it first unless the cache already holds it."""
+    cache_root = cache_root or CACHE_ROOT
     target = tool.binary(cache_root)
     if target.is_file() and os.access(target, os.X_OK):
         return target
