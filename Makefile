@@ -8,10 +8,12 @@ CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 JS_DIR := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
+# Pinned Go peers (OCI conformance suite, crane); the pins live in tests/support/gotools.py.
+GO_TOOLS_STAMP := .cache/go-tools/.built
 EVENT ?= samples/events/image-pushed-latest.json
 FUNC_URL ?= http://localhost:7071
 
-.PHONY: help venv checkov-venv js-deps lint fmt test demo send-event run-timer bench soak emulator clean
+.PHONY: help venv checkov-venv js-deps go-tools lint fmt test demo send-event run-timer bench soak emulator clean
 
 help:
 	@echo "make demo        run the main job against the local ACR emulator (no Azure needed)"
@@ -48,6 +50,13 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 
 js-deps: $(JS_STAMP)
 
+# Built once into .cache/go-tools/<name>@<version>/ (reused after); without `go` this prints why
+# and leaves no stamp, and the Go peer tests skip (or fail under RETAG_REQUIRE_SYSTEM_DEPS=1).
+$(GO_TOOLS_STAMP): tests/support/gotools.py | $(STAMP)
+	$(PY) -m tests.support.gotools --stamp $@
+
+go-tools: $(GO_TOOLS_STAMP)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -57,7 +66,7 @@ fmt: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint $(CHECKOV_STAMP) $(JS_STAMP)
+test: lint $(CHECKOV_STAMP) $(JS_STAMP) $(GO_TOOLS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

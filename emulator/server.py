@@ -29,7 +29,7 @@ from emulator.clock import Clock, format_time, parse_time
 from emulator.delivery import Delivery, image_event
 from emulator.errors import ApiError, error_body, not_found
 from emulator.faults import Faults, FaultSettings
-from emulator.manifests import check_digest, check_name
+from emulator.manifests import OCI_INDEX, check_digest, check_name
 from emulator.store import DeletedManifest, Store
 
 LOG = logging.getLogger("emulator")
@@ -50,6 +50,9 @@ class Request:
     query: dict[str, str]
     headers: Headers
     body: bytes = b""
+    # Every `scope` of the query string, in order: the docker token protocol repeats the
+    # parameter, one per resource (a cross-repository mount asks for two); `query` keeps one.
+    scopes: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
@@ -264,12 +267,19 @@ class Registry:
     @staticmethod
     def _form(request: Request) -> dict[str, str]:
         form = dict(request.query)
+        scopes = list(request.scopes)
         if request.body:
             try:
                 text = request.body.decode()
             except UnicodeDecodeError:
                 raise ApiError(400, "UNSUPPORTED", "form body must be UTF-8") from None
-            form.update(parse_qsl(text, keep_blank_values=True))
+            pairs = parse_qsl(text, keep_blank_values=True)
+            form.update(pairs)
+            scopes += [value for key, value in pairs if key == "scope"]
+        if scopes:
+            # Docker token spec ("Requesting a Token"): `scope` may be given several times;
+            # the token covers all of them (space-separated, as one value may also hold).
+            form["scope"] = " ".join(scopes)
         return form
 
     @staticmethod
@@ -337,13 +347,18 @@ class Registry:
                 user_agent=request.header("User-Agent") or "",
             )
         )
+        headers = {
+            "Location": f"/v2/{result.repository}/manifests/{result.digest}",
+            "Docker-Content-Digest": result.digest,
+        }
+        if result.subject:
+            # distribution-spec 1.1 "Pushing Manifests with Subject": a registry with the
+            # referrers API MUST answer OCI-Subject, else clients maintain the fallback tag.
+            headers["OCI-Subject"] = result.subject
         return Response(
             201,
             b"",
-            {
-                "Location": f"/v2/{result.repository}/manifests/{result.digest}",
-                "Docker-Content-Digest": result.digest,
-            },
+            headers,
             log={
                 "tag": result.tag,
                 "digest": result.digest,
@@ -382,8 +397,12 @@ class Registry:
         )
 
     def referrers(self, request: Request, p: dict[str, str]) -> Response:
-        body = self.store.referrers(p["name"], p["digest"], request.query.get("artifactType"))
-        return Response.json(200, body)
+        # OCI distribution-spec 1.1 "Listing Referrers": the answer is an image index served as
+        # one (Content-Type), and an applied artifactType filter is named in OCI-Filters-Applied.
+        artifact_type = request.query.get("artifactType")
+        body = self.store.referrers(p["name"], p["digest"], artifact_type)
+        headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+        return Response(200, json.dumps(body).encode(), headers, content_type=OCI_INDEX)
 
     # -- blobs ------------------------------------------------------------------------------------
     def get_blob(self, request: Request, p: dict[str, str]) -> Response:
@@ -475,7 +494,11 @@ class Registry:
 
     def finish_upload(self, request: Request, p: dict[str, str]) -> Response:
         digest = self.store.finish_upload(
-            p["name"], p["uuid"], request.query.get("digest"), request.body
+            p["name"],
+            p["uuid"],
+            request.query.get("digest"),
+            request.body,
+            request.header("Content-Range"),
         )
         return Response(
             201,
@@ -735,7 +758,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         split = urlsplit(self.path)
         path = unquote(split.path)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        query = dict(pairs)
+        scopes = tuple(value for key, value in pairs if key == "scope")
         try:
             body = self._read_body()
         except _BodyError as exc:
@@ -745,7 +770,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             self.close_connection = True
             return
-        request = Request(self.command, path, query, self.headers, body)
+        request = Request(self.command, path, query, self.headers, body, scopes)
         if path.startswith("/_emulator/"):
             self._send(registry.admin(request))
             return

@@ -225,6 +225,7 @@ class PutResult:
     previous_digest: str | None
     media_type: str
     length: int
+    subject: str | None = None  # the manifest's `subject` digest (answered as OCI-Subject)
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,28 @@ def _link(path: str, params: dict[str, str]) -> str:
 
 
 ORDERS = ("", "none", "timedesc", "timeasc")
+
+
+def _check_continues(upload: Upload, content_range: str | None) -> None:
+    """A chunk's Content-Range must start where the upload stands, else 416 (with its Range)."""
+    if not content_range:
+        return
+    try:
+        start_text, _, _end = content_range.replace("bytes=", "").partition("-")
+        start = int(start_text)
+    except ValueError:
+        start = -1
+    if start != len(upload.data):
+        raise ApiError(
+            416,
+            "BLOB_UPLOAD_INVALID",
+            "blob upload invalid",
+            {
+                "reason": f"Content-Range {content_range!r} does not continue at "
+                f"offset {len(upload.data)}"
+            },
+            {"Range": f"0-{max(len(upload.data) - 1, 0)}"},
+        )
 
 
 class Store:
@@ -534,7 +557,9 @@ class Store:
                     tag.seq = next(self._seq)
             repo.updated = now
             self._changed()
-            return PutResult(name, digest, tag_name, previous, record.media_type, len(body))
+            return PutResult(
+                name, digest, tag_name, previous, record.media_type, len(body), record.subject
+            )
 
     def delete_manifest(self, name: str, reference: str) -> DeletedManifest:
         with self._lock:
@@ -578,21 +603,38 @@ class Store:
             for record in repo.manifests.values() if repo else []:
                 if record.subject != digest:
                     continue
-                if artifact_type and record.artifact_type != artifact_type:
+                entry = self._referrer_descriptor(record)
+                if artifact_type and entry.get("artifactType") != artifact_type:
                     continue
-                entry: dict[str, Any] = {
-                    "mediaType": record.media_type,
-                    "digest": record.digest,
-                    "size": record.length,
-                }
-                if record.artifact_type:
-                    entry["artifactType"] = record.artifact_type
                 entries.append(entry)
             return {
                 "schemaVersion": 2,
                 "mediaType": "application/vnd.oci.image.index.v1+json",
                 "manifests": entries,
             }
+
+    def _referrer_descriptor(self, record: ManifestRecord) -> dict[str, Any]:
+        """distribution-spec 1.1 "Listing Referrers": the descriptor's artifactType is the
+        manifest's, else its config's mediaType; the manifest's annotations are copied."""
+        entry: dict[str, Any] = {
+            "mediaType": record.media_type,
+            "digest": record.digest,
+            "size": record.length,
+        }
+        try:
+            document = json.loads(self._blobs.read(record.digest))
+        except (OSError, ValueError):
+            document = {}
+        config = document.get("config") if isinstance(document, dict) else None
+        effective = record.artifact_type or (
+            config.get("mediaType") if isinstance(config, dict) else None
+        )
+        if isinstance(effective, str) and effective:
+            entry["artifactType"] = effective
+        annotations = document.get("annotations") if isinstance(document, dict) else None
+        if isinstance(annotations, dict) and annotations:
+            entry["annotations"] = annotations
+        return entry
 
     # -- /v2 blobs --------------------------------------------------------------------------------
     def blob_size(self, name: str, digest: str) -> int:
@@ -639,32 +681,27 @@ class Store:
     ) -> Upload:
         with self._lock:
             upload = self.upload(name, upload_id)
-            if content_range:
-                try:
-                    start_text, _, _end = content_range.replace("bytes=", "").partition("-")
-                    start = int(start_text)
-                except ValueError:
-                    start = -1
-                if start != len(upload.data):
-                    raise ApiError(
-                        416,
-                        "BLOB_UPLOAD_INVALID",
-                        "blob upload invalid",
-                        {
-                            "reason": f"Content-Range {content_range!r} does not continue at "
-                            f"offset {len(upload.data)}"
-                        },
-                        {"Range": f"0-{max(len(upload.data) - 1, 0)}"},
-                    )
+            _check_continues(upload, content_range)
             upload.data.extend(data)
             return upload
 
-    def finish_upload(self, name: str, upload_id: str, digest: str | None, data: bytes) -> str:
+    def finish_upload(
+        self,
+        name: str,
+        upload_id: str,
+        digest: str | None,
+        data: bytes,
+        content_range: str | None = None,
+    ) -> str:
         if not digest:
             raise bad_request("DIGEST_INVALID", "digest query parameter is required", {})
         check_digest(digest)
         with self._lock:
             upload = self.upload(name, upload_id)
+            if data:
+                # The closing PUT may carry the last chunk (distribution-spec "Pushing a blob in
+                # chunks"); out of order it is refused with 416 like a PATCH, the session kept.
+                _check_continues(upload, content_range)
             content = bytes(upload.data) + data
             actual = sha256_digest(content)
             if actual != digest:

@@ -213,6 +213,35 @@ def test_docker_token_protocol_get(acr: Emulator, pushed: tuple[str, images.Imag
     assert raw(acr, "GET", f"/v2/{repo}/manifests/v1", token=body["token"]).status_code == 200
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_repeated_scope_parameters_are_all_granted(acr: Emulator, method: str) -> None:
+    """Docker token spec ("Requesting a Token"): `scope` may be repeated; docker and
+    go-containerregistry send one per repository for a cross-repository mount."""
+    source, target = unique_repo("scope-from"), unique_repo("scope-to")
+    pairs = [
+        ("service", acr.login_server),
+        ("scope", f"repository:{target}:push,pull"),
+        ("scope", f"repository:{source}:pull"),
+    ]
+    if method == "GET":
+        answer = requests.get(
+            f"{acr.endpoint}/oauth2/token", params=pairs, verify=acr.ca_bundle, timeout=10
+        )
+    else:
+        answer = requests.post(
+            f"{acr.endpoint}/oauth2/token",
+            data=[("grant_type", "password"), *pairs],
+            verify=acr.ca_bundle,
+            timeout=10,
+        )
+    assert answer.status_code == 200
+    token = answer.json()["access_token"]
+    # one token, authorised for both (the claim layout is not what this checks)
+    assert raw(acr, "POST", f"/v2/{target}/blobs/uploads/", token=token).status_code == 202
+    assert raw(acr, "GET", f"/v2/{source}/tags/list", token=token).status_code != 401
+    assert raw(acr, "POST", f"/v2/{source}/blobs/uploads/", token=token).status_code == 401
+
+
 @pytest.fixture(scope="module")
 def private_acr() -> Iterator[Emulator]:
     with Emulator(anonymous=False) as emulator:

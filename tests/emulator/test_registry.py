@@ -273,6 +273,17 @@ def test_chunked_upload_status_cancel_and_mount(acr: Emulator) -> None:
     assert wrong.status_code == 416
     status = raw(acr, "GET", first.headers["Location"], token=token)
     assert (status.status_code, status.headers["Range"]) == (204, "0-299")
+    # The closing PUT may carry the last chunk; out of order it is a 416 too and the session
+    # stays (distribution-spec "Pushing a blob in chunks").
+    late = raw(
+        acr,
+        "PUT",
+        status.headers["Location"] + f"&digest={digest}",
+        token=token,
+        data=data[500:],
+        headers={"Content-Range": "500-999"},
+    )
+    assert (late.status_code, late.headers["Range"]) == (416, "0-299")
     second = raw(acr, "PATCH", status.headers["Location"], token=token, data=data[300:])
     assert second.headers["Range"] == f"0-{len(data) - 1}"
     bad = raw(acr, "PUT", second.headers["Location"] + "&digest=sha256:" + "0" * 64, token=token)
@@ -499,8 +510,42 @@ def test_manifest_listing_details(acr: Emulator) -> None:
     assert entries[sbom.digest]["artifactType"] == "application/vnd.example.sbom.v1+json"
     assert "subject" not in entries[subject.digest]
     assert "tags" not in entries[subject.digest]
-    referrers = raw(acr, "GET", f"/v2/{repo}/referrers/{subject.digest}", scope=scope).json()
-    assert [m["digest"] for m in referrers["manifests"]] == [sbom.digest]
+    # distribution-spec 1.1 "Pushing Manifests with Subject": the PUT answers OCI-Subject.
+    again = raw(
+        acr,
+        "PUT",
+        f"/v2/{repo}/manifests/sbom",
+        scope=f"repository:{repo}:pull,push",
+        data=sbom.raw,
+        headers={"Content-Type": sbom.media_type},
+    )
+    assert again.status_code == 201
+    assert again.headers["OCI-Subject"] == subject.digest
+    plain = raw(
+        acr,
+        "PUT",
+        f"/v2/{repo}/manifests/docker",
+        scope=f"repository:{repo}:pull,push",
+        data=docker.raw,
+        headers={"Content-Type": docker.media_type},
+    )
+    assert plain.status_code == 201
+    assert "OCI-Subject" not in plain.headers
+    answer = raw(acr, "GET", f"/v2/{repo}/referrers/{subject.digest}", scope=scope)
+    # OCI distribution-spec 1.1 "Listing Referrers": an image index, served as one.
+    assert answer.headers["Content-Type"] == "application/vnd.oci.image.index.v1+json"
+    assert "OCI-Filters-Applied" not in answer.headers
+    assert [m["digest"] for m in answer.json()["manifests"]] == [sbom.digest]
+    sbom_type = "application/vnd.example.sbom.v1+json"
+    filtered = raw(
+        acr,
+        "GET",
+        f"/v2/{repo}/referrers/{subject.digest}",
+        scope=scope,
+        params={"artifactType": sbom_type},
+    )
+    assert filtered.headers["OCI-Filters-Applied"] == "artifactType"
+    assert [m["digest"] for m in filtered.json()["manifests"]] == [sbom.digest]
     single = raw(acr, "GET", f"/acr/v1/{repo}/_manifests/{index.digest}", scope=scope).json()
     assert single["manifest"] == top
     assert single["imageName"] == repo
