@@ -35,6 +35,7 @@ from emulator.manifests import (
 
 T = TypeVar("T")
 DEFAULT_PAGE = 100
+MAX_PAGE = 1000  # ACR returns at most 1,000 entries per page whatever `n` says (Azure/acr#749)
 STATE_FILE = "state.json"
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_CURSORS = 100_000
@@ -880,7 +881,7 @@ class Store:
     ) -> tuple[dict[str, Any], str]:
         with self._lock:
             repo = self._repo(name)
-            size = parse_page_size(n, DEFAULT_PAGE)
+            size = min(parse_page_size(n, DEFAULT_PAGE) or DEFAULT_PAGE, MAX_PAGE)
             if digest:
                 check_digest(digest)
             tags = [
@@ -951,7 +952,7 @@ class Store:
     ) -> tuple[dict[str, Any], str]:
         with self._lock:
             repo = self._repo(name)
-            size = parse_page_size(n, DEFAULT_PAGE)
+            size = min(parse_page_size(n, DEFAULT_PAGE) or DEFAULT_PAGE, MAX_PAGE)
             records = [m for m in repo.manifests.values() if m.attrs.list_enabled]
             ordered = self._ordered(
                 records,
