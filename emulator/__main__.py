@@ -41,6 +41,12 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=None,
         help="comma-separated actions anonymous tokens may get (e.g. pull; default: all)",
     )
+    parser.add_argument(
+        "--no-blob-redirect",
+        action="store_true",
+        help="serve blob downloads from the registry itself instead of a 307 to the storage "
+        "listener (ACR redirects; use this for clients that cannot follow redirects)",
+    )
     parser.set_defaults(run=serve)
 
 
@@ -64,6 +70,7 @@ def serve(args: argparse.Namespace) -> int:
             subscribers=args.subscriber,
             host=args.host,
             port=args.port,
+            blob_redirect=not args.no_blob_redirect,
         ).start()
     except (ValueError, OSError) as exc:
         print(f"emulator: {exc}", file=sys.stderr)
@@ -73,6 +80,7 @@ def serve(args: argparse.Namespace) -> int:
             "endpoint": emulator.endpoint,
             "login_server": emulator.login_server,
             "ca_bundle": emulator.ca_bundle,
+            "storage_endpoint": emulator.storage_endpoint,
         }
         print(json.dumps(line), flush=True)
         while not stop.wait(0.5):

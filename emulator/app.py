@@ -16,6 +16,7 @@ from emulator.clock import Clock
 from emulator.delivery import Delivery, check_subscriber
 from emulator.faults import Faults, FaultSettings
 from emulator.server import EmulatorHTTPServer, Registry
+from emulator.storage import Storage
 from emulator.store import Store
 from emulator.tls import CA_FILE, load_or_create_ca, server_context
 
@@ -38,6 +39,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         anonymous_actions: Collection[str] | None = None,
+        blob_redirect: bool = True,
     ) -> None:
         if host not in LOOPBACK:
             raise ValueError(f"host must be 127.0.0.1 or localhost (loopback only), not {host!r}")
@@ -58,8 +60,12 @@ class Emulator:
         self._data_dir = Path(data_dir).resolve() if data_dir is not None else None
         self._subscribers = [check_subscriber(url) for url in subscribers]
         self._temp: str | None = None
+        self._blob_redirect = blob_redirect
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._storage_server: EmulatorHTTPServer | None = None
+        self._storage_thread: threading.Thread | None = None
+        self._storage_endpoint: str | None = None
         self._registry: Registry | None = None
         self.clock = Clock()
 
@@ -93,6 +99,23 @@ class Emulator:
         tokens = TokenService(
             login_server, anonymous=self._anonymous, anonymous_actions=self._anonymous_actions
         )
+        storage = None
+        if self._blob_redirect:
+            # Blob downloads are redirected here: another host name (localhost, not 127.0.0.1)
+            # on another port, like ACR's storage endpoints.
+            storage = Storage(store)
+            try:
+                storage_server = EmulatorHTTPServer(
+                    (self._host, 0), server_context(ca), storage=storage
+                )
+            except Exception:
+                server.server_close()
+                delivery.close()
+                store.close()
+                raise
+            storage.endpoint = f"https://localhost:{storage_server.server_address[1]}"
+            self._storage_endpoint = storage.endpoint
+            self._storage_server = storage_server
         self._registry = Registry(
             login_server=login_server,
             store=store,
@@ -100,8 +123,18 @@ class Emulator:
             clock=self.clock,
             delivery=delivery,
             faults=Faults(),
+            storage=storage,
         )
         server.registry = self._registry
+        if self._storage_server is not None:
+            self._storage_server.registry = self._registry  # for the shared request log
+            self._storage_thread = threading.Thread(
+                target=self._storage_server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="emulator-storage",
+                daemon=True,
+            )
+            self._storage_thread.start()
         self._server = server
         self._login_server = login_server
         self._thread = threading.Thread(
@@ -117,11 +150,16 @@ class Emulator:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        storage_server, self._storage_server = self._storage_server, None
+        for each in (server, storage_server):
+            if each is None:
+                continue
+            each.shutdown()
+            each.server_close()
+            each.close_connections()
+        for thread in (self._thread, self._storage_thread):
+            if thread is not None:
+                thread.join(timeout=5)
         registry = self._registry
         if registry is not None:
             registry.delivery.wait_idle(2.0)  # give queued deliveries a last chance
@@ -159,6 +197,12 @@ class Emulator:
     @property
     def endpoint(self) -> str:
         return f"https://{self.login_server}"
+
+    @property
+    def storage_endpoint(self) -> str | None:
+        """`https://localhost:PORT` of the blob storage listener (None with blob_redirect=False)."""
+        self.registry  # noqa: B018
+        return self._storage_endpoint
 
     @property
     def ca_bundle(self) -> str:

@@ -11,7 +11,10 @@ Flow (what the Azure SDK and docker clients do):
 
 Tokens are JWT-shaped (base64url header.payload.signature), HMAC-SHA256 signed with a per-process
 secret. Access tokens live 75 minutes, refresh tokens 3 hours (real time, not the emulated clock).
-A token authorises exactly the (type, name, action) triples it was granted.
+A token authorises exactly the (type, name, action) triples it was granted, written with ACR's
+claim casing: `"access": [{"Type": "repository", "Name": "r", "Actions": ["pull"]}]`.
+Anonymous pull (ACR's anonymous pull access) implies `metadata_read`, as on ACR, where anonymous
+clients list tags.
 """
 
 from __future__ import annotations
@@ -69,10 +72,14 @@ def parse_scopes(text: str) -> list[Scope]:
     return scopes
 
 
-def challenge(login_server: str, scope: str | None) -> str:
+def challenge(login_server: str, scope: str | None, error: str | None = None) -> str:
+    """ACR's challenge: `Bearer realm="https://R/oauth2/token",service="R"[,scope="..."]`, plus
+    `,error="insufficient_scope"` / `,error="invalid_token"` when a token was sent."""
     value = f'Bearer realm="https://{login_server}/oauth2/token",service="{login_server}"'
     if scope:
         value += f',scope="{scope}"'
+    if error:
+        value += f',error="{error}"'
     return value
 
 
@@ -170,10 +177,18 @@ class TokenService:
         claims = self._base_claims(subject, service, REFRESH_TOKEN_SECONDS)
         claims["grant_type"] = "refresh_token"
         claims["tenant"] = "emulator"
+        # Claim names and casing of ACR refresh tokens (Go SDK recordings, 2022-12).
+        claims["permissions"] = {
+            "Actions": ["read", "write", "delete", "deleted/read", "deleted/restore/action"],
+            "NotActions": None,
+        }
+        claims["roles"] = []
         return self._encode(claims)
 
     def issue_access(self, subject: str, service: str, scopes: list[Scope], grant: str) -> str:
         allowed = None if grant != "anonymous" else self.anonymous_actions
+        if allowed is not None and "pull" in allowed:
+            allowed = allowed | {"metadata_read"}  # ACR anonymous pull lists tags too
         access = []
         for scope in scopes:
             if scope.type == "registry":
@@ -186,7 +201,7 @@ class TokenService:
                     if a in REPOSITORY_ACTIONS and (allowed is None or a in allowed)
                 ]
             if actions:
-                access.append({"type": scope.type, "name": scope.name, "actions": actions})
+                access.append({"Type": scope.type, "Name": scope.name, "Actions": actions})
         claims = self._base_claims(subject, service, ACCESS_TOKEN_SECONDS)
         claims["grant_type"] = grant
         claims["access"] = access
@@ -236,32 +251,38 @@ class TokenService:
         raise ApiError(400, "UNSUPPORTED", f"unsupported grant_type {grant!r}")
 
     def anonymous_may(self, action: str) -> bool:
-        return self.anonymous and (
-            self.anonymous_actions is None or action in self.anonymous_actions
-        )
+        if not self.anonymous:
+            return False
+        allowed = self.anonymous_actions
+        if allowed is None or action in allowed:
+            return True
+        return action == "metadata_read" and "pull" in allowed
 
     def unauthorized(self, message: str = UNAUTHORIZED_MESSAGE) -> ApiError:
         return ApiError(401, "UNAUTHORIZED", message)
 
     # -- checking -------------------------------------------------------------------------------
     def authorizes(self, authorization: str | None, type_: str, name: str, action: str) -> bool:
+        return self.check(authorization, type_, name, action) == "ok"
+
+    def check(self, authorization: str | None, type_: str, name: str, action: str) -> str:
+        """ "ok"; "missing" (no bearer token); "invalid" (bad signature, expired, not an access
+        token: ACR's `error="invalid_token"`); "insufficient" (valid, lacks the action: ACR's
+        `error="insufficient_scope"`)."""
         if not authorization or not authorization.startswith("Bearer "):
-            return False
+            return "missing"
         claims = self._decode(authorization[len("Bearer ") :].strip())
-        if claims is None or "access" not in claims:
-            return False
-        access = claims.get("access")
-        if not isinstance(access, list):
-            return False
-        for entry in access:
+        if claims is None or not isinstance(claims.get("access"), list):
+            return "invalid"
+        for entry in claims["access"]:
             if not isinstance(entry, dict):
                 continue
-            if entry.get("type") != type_ or entry.get("name") != name:
+            if entry.get("Type") != type_ or entry.get("Name") != name:
                 continue
-            actions = entry.get("actions")
+            actions = entry.get("Actions")
             if isinstance(actions, list) and (action in actions or "*" in actions):
-                return True
-        return False
+                return "ok"
+        return "insufficient"
 
     def is_valid_access(self, authorization: str | None) -> bool:
         if not authorization or not authorization.startswith("Bearer "):

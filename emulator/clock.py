@@ -45,6 +45,22 @@ def format_time(when: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
 
 
+def format_wire_time(when: datetime) -> str:
+    """/acr/v1 style: like `format_time` with trailing fractional zeros trimmed, as ACR answers
+    (`2021-07-12T19:20:00.913255Z`, `...:38.3530937Z`; a whole second has no fraction)."""
+    utc = when.astimezone(UTC)
+    fraction = f"{utc.microsecond:06d}0".rstrip("0")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+def format_event_time(when: datetime, digits: int = 7, nanoseconds: int = 0) -> str:
+    """Event Grid style: `eventTime` has 7 fractional digits, `data.timestamp` 9
+    (`2018-04-25T21:39:47.276585742Z`); `nanoseconds` (0-999) fills the digits past micros."""
+    utc = when.astimezone(UTC)
+    fraction = f"{utc.microsecond:06d}{nanoseconds % 1000:03d}"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + fraction[:digits] + "Z"
+
+
 def parse_time(text: str) -> datetime:
     """Parse an ISO-8601 timestamp; naive values are refused."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

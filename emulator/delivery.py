@@ -17,14 +17,18 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from emulator.clock import format_time
+from emulator.clock import format_event_time
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 NOT_RETRIED = frozenset({400, 413})
+LOCATION = "westus"  # data.location is the registry's region (Event Grid examples: westus)
+# Event Grid stamps eventTime when it publishes, after the registry's data.timestamp (the examples
+# show 0.19-0.35 s between them).
+PUBLISH_DELAY = timedelta(milliseconds=200)
 TOPIC = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/"
     "Microsoft.ContainerRegistry/registries/emulator"
@@ -62,7 +66,11 @@ def image_event(
     method: str,
     user_agent: str,
 ) -> dict[str, Any]:
-    """An Event Grid-schema ACR event shaped like the real ones."""
+    """An Event Grid-schema ACR event shaped like the real ones (azure-rest-api-specs
+    specification/eventgrid/data-plane/Microsoft.ContainerRegistry/stable/2018-01-01/examples/
+    event-grid-schema/image_pushed.json and image_deleted.json): `dataVersion` "2.0", `location`
+    a region, ImageDeleted's `subject` the repository alone, `data.timestamp` with 9 fractional
+    digits (Learn, event-schema-container-registry) and `eventTime` (7 digits) a little later."""
     target: dict[str, Any] = {"mediaType": media_type}
     if size is not None:
         target["size"] = size
@@ -72,19 +80,23 @@ def image_event(
     target["repository"] = repository
     if tag is not None:
         target["tag"] = tag
-    stamp = format_time(when)
+    stamp = format_event_time(when, 9, time.time_ns() % 1000)
     event_id = str(uuid.uuid4())
+    if action == "delete":
+        subject = repository
+    else:
+        subject = f"{repository}:{tag}" if tag is not None else f"{repository}@{digest}"
     return {
         "id": event_id,
         "topic": TOPIC,
-        "subject": f"{repository}:{tag}" if tag is not None else f"{repository}@{digest}",
+        "subject": subject,
         "eventType": event_type,
-        "eventTime": stamp,
+        "eventTime": format_event_time(when + PUBLISH_DELAY),
         "data": {
             "id": event_id,
             "timestamp": stamp,
             "action": action,
-            "location": "local",
+            "location": LOCATION,
             "target": target,
             "request": {
                 "id": request_id,
@@ -93,7 +105,7 @@ def image_event(
                 "useragent": user_agent,
             },
         },
-        "dataVersion": "1.0",
+        "dataVersion": "2.0",
         "metadataVersion": "1",
     }
 

@@ -39,11 +39,18 @@ class ApiError(Exception):
 
 
 def _entry(code: str, message: str, detail: Any) -> dict[str, Any]:
-    return {"code": code, "message": message, "detail": detail if detail is not None else {}}
+    # ACR omits `detail` when it has none (e.g. TAG_UNKNOWN, NAME_UNKNOWN, UNSUPPORTED).
+    entry: dict[str, Any] = {"code": code, "message": message}
+    if detail is not None:
+        entry["detail"] = detail
+    return entry
 
 
 def error_body(code: str, message: str, detail: Any = None) -> bytes:
     return json.dumps({"errors": [_entry(code, message, detail)]}).encode()
+
+
+PAGE_NOT_FOUND = b"404 page not found\n"
 
 
 def not_found(code: str, message: str, detail: Any = None) -> ApiError:

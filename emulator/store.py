@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from emulator.clock import Clock, format_time, parse_time
+from emulator.clock import Clock, format_time, format_wire_time, parse_time
 from emulator.errors import ApiError, bad_request, disallowed, not_found
 from emulator.manifests import (
     IMAGE_CONFIG_TYPES,
@@ -34,8 +35,10 @@ from emulator.manifests import (
 
 T = TypeVar("T")
 DEFAULT_PAGE = 100
+MAX_PAGE = 1000  # ACR returns at most 1,000 entries per page whatever `n` says (Azure/acr#749)
 STATE_FILE = "state.json"
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CURSORS = 100_000
 
 
 @dataclass
@@ -337,6 +340,8 @@ class Store:
         self._blobs = BlobStore(data_dir)
         self._repos: dict[str, Repository] = {}
         self._uploads: dict[str, Upload] = {}
+        # (repository, listing, last name) -> (time, seq) where a time-ordered page ended
+        self._cursors: OrderedDict[tuple[str, str, str], tuple[datetime, int]] = OrderedDict()
         self._seq = itertools.count(1)
         self._dirty = threading.Event()
         self._closed = threading.Event()
@@ -408,7 +413,8 @@ class Store:
         check_name(name)
         repo = self._repos.get(name)
         if repo is None:
-            raise not_found("NAME_UNKNOWN", "repository name not known to registry", {"name": name})
+            # ACR's words, no detail (Go SDK recording TestClient_GetRepositoryProperties_wrongName)
+            raise not_found("NAME_UNKNOWN", f'repository "{name}" is not found')
         return repo
 
     def _repo_for_write(self, name: str) -> Repository:
@@ -429,10 +435,14 @@ class Store:
             tag = repo.tags.get(reference)
             record = repo.manifests.get(tag.digest) if tag else None
         if record is None:
+            if not is_digest(reference):  # ACR (Go SDK recording TestClient_GetManifest_wrongTag)
+                raise not_found(
+                    "MANIFEST_UNKNOWN",
+                    f'manifest tagged by "{reference}" is not found',
+                    {"Tag": reference},
+                )
             raise not_found(
-                "MANIFEST_UNKNOWN",
-                "manifest unknown",
-                {"Name": repo.name, "Revision" if is_digest(reference) else "Tag": reference},
+                "MANIFEST_UNKNOWN", "manifest unknown", {"Name": repo.name, "Revision": reference}
             )
         return record
 
@@ -449,7 +459,9 @@ class Store:
         check_tag(name)
         tag = repo.tags.get(name)
         if tag is None:
-            raise not_found("TAG_UNKNOWN", "the specified tag does not exist", {"tag": name})
+            raise not_found(
+                "TAG_UNKNOWN", "the specified tag does not exist"
+            )  # no detail, like ACR
         return tag
 
     # -- /v2 manifests ----------------------------------------------------------------------------
@@ -562,19 +574,12 @@ class Store:
             )
 
     def delete_manifest(self, name: str, reference: str) -> DeletedManifest:
+        if not is_digest(reference):
+            # ACR: 405 UNSUPPORTED, no detail (Go recording TestClient_DeleteManifest_wrongDigest)
+            # A tag alone is removed with DELETE /acr/v1/<name>/_tags/<tag>.
+            raise ApiError(405, "UNSUPPORTED", "A manifest can only be deleted by digest.")
         with self._lock:
             repo = self._repo(name)
-            if not is_digest(reference):
-                # Like distribution: /v2 deletes take a digest. Tags: DELETE /acr/v1/.../_tags/T.
-                raise bad_request(
-                    "DIGEST_INVALID",
-                    "provided digest did not match uploaded content",
-                    {
-                        "reason": "delete a manifest by digest; to remove only a tag use "
-                        "DELETE /acr/v1/<name>/_tags/<tag>",
-                        "Tag": reference,
-                    },
-                )
             record = self._resolve(repo, reference)
             tags = [repo.tags[t] for t in repo.tags_of(record.digest)]
             if (
@@ -646,6 +651,15 @@ class Store:
             if repo is None or digest not in repo.blobs or size is None:
                 raise not_found("BLOB_UNKNOWN", "blob unknown to registry", digest)
             return size
+
+    def stored_blob_size(self, digest: str) -> int | None:
+        """Size of stored content by digest, whatever repository holds it (storage endpoint)."""
+        with self._lock:
+            return self._blobs.size(digest)
+
+    def read_stored_blob(self, digest: str, start: int = 0, end: int | None = None) -> bytes:
+        with self._lock:
+            return self._blobs.read(digest, start, end)
 
     def read_blob(self, name: str, digest: str, start: int = 0, end: int | None = None) -> bytes:
         self.blob_size(name, digest)
@@ -768,8 +782,8 @@ class Store:
         return {
             "registry": self.login_server,
             "imageName": repo.name,
-            "createdTime": format_time(repo.created),
-            "lastUpdateTime": format_time(repo.updated),
+            "createdTime": format_wire_time(repo.created),
+            "lastUpdateTime": format_wire_time(repo.updated),
             "manifestCount": len(repo.manifests),
             "tagCount": len(repo.tags),
             "changeableAttributes": {**repo.attrs.wire(), "teleportEnabled": False},
@@ -779,18 +793,20 @@ class Store:
         return {
             "name": tag.name,
             "digest": tag.digest,
-            "createdTime": format_time(tag.created),
-            "lastUpdateTime": format_time(tag.updated),
+            "createdTime": format_wire_time(tag.created),
+            "lastUpdateTime": format_wire_time(tag.updated),
             "signed": False,
             "changeableAttributes": tag.attrs.wire(),
         }
 
-    def _manifest_wire(self, repo: Repository, record: ManifestRecord) -> dict[str, Any]:
+    def _manifest_wire(
+        self, repo: Repository, record: ManifestRecord, *, listing: bool = False
+    ) -> dict[str, Any]:
         wire: dict[str, Any] = {
             "digest": record.digest,
             "imageSize": record.image_size,
-            "createdTime": format_time(record.created),
-            "lastUpdateTime": format_time(record.updated),
+            "createdTime": format_wire_time(record.created),
+            "lastUpdateTime": format_wire_time(record.updated),
         }
         if record.architecture:
             wire["architecture"] = record.architecture
@@ -802,7 +818,7 @@ class Store:
         tags = repo.tags_of(record.digest)
         if tags:
             wire["tags"] = tags
-        if record.references:
+        if record.references and not listing:  # ACR lists indexes without their references
             wire["references"] = [dict(r) for r in record.references]
         if record.subject:
             wire["subject"] = record.subject  # emulator extension: marks referrers
@@ -850,21 +866,47 @@ class Store:
         key_name: Callable[[T], str],
         key_time: Callable[[T], tuple[datetime, int]],
         last: str | None,
+        *,
+        cursor: tuple[str, str],
     ) -> list[T]:
+        """Items in the requested order, after `last`.
+
+        By name, "after" is simply `name > last`. By time, "after" is the position `last` had
+        when the emulator served it as the last entry of a page (remembered per repository and
+        listing), else its current position, else the start: so a page whose `last` tag was
+        deleted (or moved) meanwhile resumes where it was, never restarts (no loop) and never
+        skips an entry that neither moved nor was deleted. ACR's own behaviour here is unknown.
+        """
         order = (order or "").lower()
         if order not in ORDERS:
             raise bad_request(
                 "UNSUPPORTED", "orderby must be timedesc or timeasc", {"orderby": order}
             )
         if order in ("timedesc", "timeasc"):
-            ordered = sorted(items, key=key_time, reverse=order == "timedesc")
+            descending = order == "timedesc"
+            ordered = sorted(items, key=key_time, reverse=descending)
             if last:
-                names = [key_name(i) for i in ordered]
-                if last in names:
-                    ordered = ordered[names.index(last) + 1 :]
+                position = self._cursors.get((*cursor, last))
+                if position is None:
+                    position = next((key_time(i) for i in ordered if key_name(i) == last), None)
+                if position is not None:
+                    mark = position
+                    ordered = [
+                        i
+                        for i in ordered
+                        if (key_time(i) < mark if descending else key_time(i) > mark)
+                    ]
             return ordered
         ordered = sorted(items, key=key_name)
         return [i for i in ordered if not last or key_name(i) > last]
+
+    def _remember(self, cursor: tuple[str, str], name: str, position: tuple[datetime, int]) -> None:
+        """Remember where a time-ordered page ended (bounded, oldest forgotten first)."""
+        key = (*cursor, name)
+        self._cursors[key] = position
+        self._cursors.move_to_end(key)
+        while len(self._cursors) > MAX_CURSORS:
+            self._cursors.popitem(last=False)
 
     def list_tags(
         self,
@@ -876,7 +918,7 @@ class Store:
     ) -> tuple[dict[str, Any], str]:
         with self._lock:
             repo = self._repo(name)
-            size = parse_page_size(n, DEFAULT_PAGE)
+            size = min(parse_page_size(n, DEFAULT_PAGE) or DEFAULT_PAGE, MAX_PAGE)
             if digest:
                 check_digest(digest)
             tags = [
@@ -885,15 +927,23 @@ class Store:
                 if t.attrs.list_enabled and (not digest or t.digest == digest)
             ]
             ordered = self._ordered(
-                tags, orderby, lambda t: t.name, lambda t: (t.updated, t.seq), last
+                tags,
+                orderby,
+                lambda t: t.name,
+                lambda t: (t.updated, t.seq),
+                last,
+                cursor=(name, "tags" + (digest or "")),
             )
             page, more = _page(ordered, size)
             link = ""
             if more and size:
+                self._remember(
+                    (name, "tags" + (digest or "")), page[-1].name, (page[-1].updated, page[-1].seq)
+                )
                 params = {"last": page[-1].name, "n": str(size), "orderby": orderby or ""}
                 if digest:
                     params["digest"] = digest
-                link = _link(f"/acr/v1/{name}/_tags", params)
+                link = _link(f"/acr/v1/{quote(name, safe='')}/_tags", params)
             body = {
                 "registry": self.login_server,
                 "imageName": name,
@@ -939,20 +989,28 @@ class Store:
     ) -> tuple[dict[str, Any], str]:
         with self._lock:
             repo = self._repo(name)
-            size = parse_page_size(n, DEFAULT_PAGE)
+            size = min(parse_page_size(n, DEFAULT_PAGE) or DEFAULT_PAGE, MAX_PAGE)
             records = [m for m in repo.manifests.values() if m.attrs.list_enabled]
             ordered = self._ordered(
-                records, orderby, lambda m: m.digest, lambda m: (m.updated, m.seq), last
+                records,
+                orderby,
+                lambda m: m.digest,
+                lambda m: (m.updated, m.seq),
+                last,
+                cursor=(name, "manifests"),
             )
             page, more = _page(ordered, size)
             link = ""
             if more and size:
+                self._remember(
+                    (name, "manifests"), page[-1].digest, (page[-1].updated, page[-1].seq)
+                )
                 params = {"last": page[-1].digest, "n": str(size), "orderby": orderby or ""}
-                link = _link(f"/acr/v1/{quote(name, safe='/')}/_manifests", params)
+                link = _link(f"/acr/v1/{quote(name, safe='')}/_manifests", params)
             body = {
                 "registry": self.login_server,
                 "imageName": name,
-                "manifests": [self._manifest_wire(repo, m) for m in page],
+                "manifests": [self._manifest_wire(repo, m, listing=True) for m in page],
             }
             return body, link
 

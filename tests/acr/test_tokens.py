@@ -295,7 +295,7 @@ def test_missing_permission_fails_once_without_looping(repo: str) -> None:
         clear(acr)
         with pytest.raises(PermissionDeniedError, match="AcrPush") as caught:
             registry.put_manifest(repo, manifest, "new")
-        assert f"repository:{repo}:push" in str(caught.value)
+        assert f"repository:{repo}:pull,push" in str(caught.value)  # ACR challenges pull,push
         # PUT (401), token, PUT with the fresh (but empty) token (401), then give up: no retries
         assert [(e["method"], e["status"]) for e in logged(acr, 3)] == [
             ("PUT", 401),

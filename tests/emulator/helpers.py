@@ -37,6 +37,18 @@ def push(acr: Emulator, repository: str, image: images.Image, tag: str | None = 
     return images.push_image(acr.endpoint, repository, image, tag, verify=acr.ca_bundle)
 
 
+# What real clients send for manifests (the Python SDK's list): the emulator, like ACR, answers
+# 404 MANIFEST_UNKNOWN to an OCI manifest/index GET whose Accept does not list the OCI type.
+MANIFEST_ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    )
+)
+
+
 def raw(
     acr: Emulator,
     method: str,
@@ -46,8 +58,12 @@ def raw(
     token: str | None = None,
     **kwargs: Any,
 ) -> requests.Response:
-    """One raw HTTPS request; with `scope`, first fetch an anonymous access token for it."""
+    """One raw HTTPS request; with `scope`, first fetch an anonymous access token for it.
+
+    Manifest GET/HEADs get `Accept: MANIFEST_ACCEPT` unless the caller passes an Accept."""
     headers = dict(kwargs.pop("headers", {}) or {})
+    if "/manifests/" in path and method in ("GET", "HEAD"):
+        headers.setdefault("Accept", MANIFEST_ACCEPT)
     if scope is not None:
         token = anonymous_token(acr, scope)
     if token is not None:

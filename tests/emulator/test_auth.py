@@ -44,10 +44,10 @@ def pushed(acr: Emulator) -> tuple[str, images.Image]:
     [
         ("GET", "/v2/{repo}/manifests/v1", "repository:{repo}:pull"),
         ("HEAD", "/v2/{repo}/manifests/v1", "repository:{repo}:pull"),
-        ("PUT", "/v2/{repo}/manifests/v2", "repository:{repo}:push"),
+        ("PUT", "/v2/{repo}/manifests/v2", "repository:{repo}:pull,push"),
         ("DELETE", "/v2/{repo}/manifests/{digest}", "repository:{repo}:delete"),
         ("GET", "/v2/{repo}/tags/list", "repository:{repo}:pull"),
-        ("POST", "/v2/{repo}/blobs/uploads/", "repository:{repo}:push"),
+        ("POST", "/v2/{repo}/blobs/uploads/", "repository:{repo}:pull,push"),
         ("GET", "/v2/{repo}/blobs/{digest}", "repository:{repo}:pull"),
         ("DELETE", "/v2/{repo}/blobs/{digest}", "repository:{repo}:delete"),
         ("GET", "/acr/v1/{repo}", "repository:{repo}:metadata_read"),
@@ -78,8 +78,10 @@ def test_challenge_names_the_exact_scope(acr: Emulator, method: str, path: str, 
     if method != "HEAD":
         error = response.json()["errors"][0]
         assert error["code"] == "UNAUTHORIZED"
-        kind, name, action = wanted.split(":")
-        assert error["detail"] == [{"Type": kind, "Name": name, "Action": action}]
+        kind, name, actions = wanted.split(":")
+        assert error["detail"] == [
+            {"Type": kind, "Name": name, "Action": action} for action in actions.split(",")
+        ]
     # the same request with a token for exactly that scope is no longer refused for auth
     assert (
         raw(acr, method, path.format(repo=repo, digest=image.digest), scope=wanted).status_code
@@ -133,7 +135,7 @@ def test_tampered_and_foreign_tokens_are_refused(
     token = anonymous_token(acr, f"repository:{repo}:pull")
     header, _payload, signature = token.split(".")
     claims = _claims(token)
-    claims["access"][0]["name"] = "something/else"
+    claims["access"][0]["Name"] = "something/else"
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     for bad in (f"{header}.{forged_payload}.{signature}", "not-a-token", token + "x", ""):
         assert raw(acr, "GET", f"/v2/{repo}/manifests/v1", token=bad).status_code == 401
@@ -171,7 +173,8 @@ def test_tokens_are_jwt_shaped_with_acr_lifetimes(acr: Emulator) -> None:
     assert list(access.json()) == ["access_token"]
     claims = _claims(access.json()["access_token"])
     assert claims["exp"] - claims["iat"] == 75 * 60
-    assert claims["access"] == [{"type": "repository", "name": "a/b", "actions": ["pull", "push"]}]
+    # ACR's claim casing
+    assert claims["access"] == [{"Type": "repository", "Name": "a/b", "Actions": ["pull", "push"]}]
     assert claims["aud"] == acr.login_server
 
 
@@ -331,7 +334,7 @@ def test_anonymous_actions_can_be_restricted(make_client: ClientFactory) -> None
     with Emulator(anonymous_actions=("pull", "metadata_read")) as pull_only:
         token = anonymous_token(pull_only, "repository:a/b:pull,push,delete")
         assert _claims(token)["access"] == [
-            {"type": "repository", "name": "a/b", "actions": ["pull"]}
+            {"Type": "repository", "Name": "a/b", "Actions": ["pull"]}
         ]
         with pytest.raises(images.PushError) as refused:  # the token lacks push: 401 again
             push(pull_only, "a/b", images.oci_image(seed=50), "v1")

@@ -23,7 +23,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from emulator import Emulator
 from tests.emulator.conftest import ClientFactory
-from tests.emulator.helpers import StaticTokenCredential, push, unique_repo
+from tests.emulator.helpers import StaticTokenCredential, push, raw, unique_repo
 from tests.support import images
 
 
@@ -205,7 +205,14 @@ def test_index_listing_has_references_and_platforms(
     top = by_digest[index.digest]
     assert top.additional_properties["mediaType"] == images.OCI_INDEX
     assert top.tags == ["latest"]
-    references = {(r.digest, r.architecture, r.operating_system) for r in top.related_artifacts}
+    assert top.related_artifacts is None  # like ACR: listings carry no references
+    single = raw(
+        acr,
+        "GET",
+        f"/acr/v1/{repo}/_manifests/{index.digest}",
+        scope=f"repository:{repo}:metadata_read",
+    ).json()["manifest"]
+    references = {(r["digest"], r["architecture"], r["os"]) for r in single["references"]}
     assert references == {
         (c.digest, c.platform[1], c.platform[0]) for c in index.children if c.platform
     }

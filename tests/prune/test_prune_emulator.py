@@ -141,14 +141,15 @@ def test_untagged_rules_keep_multi_arch_children_and_referrers(
     assert deletes(acr, accepted_only=False) == []
     expected = scene.expected_tags() | scene.expected_manifests(untagged=True)
     assert outcome(dry) == expected
-    # The untagged OCI index and its OCI children were read for a `subject` before planning.
+    # Every index was read for its children (ACR lists indexes without references), and the
+    # untagged OCI index's OCI children for a `subject`, before planning.
     reads = [
         r["path"]
         for r in acr.requests()
         if r["method"] == "GET" and "/v2/" in r["path"] and r["status"] == 200
     ]
     assert sorted(p.rsplit("/", 1)[-1] for p in reads) == sorted(
-        [scene.orphan.digest, *(c.digest for c in scene.orphan.children)]
+        [scene.multi.digest, scene.orphan.digest, *(c.digest for c in scene.orphan.children)]
     )
 
     acr.clear_requests()

@@ -364,8 +364,28 @@ class V2Session:
         return urljoin(self.base_url + "/", path_or_url.lstrip("/"))
 
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
+        """One request, answering an auth challenge; a blob GET's `307` to storage (ACR, the
+        emulator) is followed once, WITHOUT the registry token, unless `allow_redirects` is
+        given (the redirect answer is then in `response.history`)."""
+        follow = kwargs.pop("allow_redirects", None) is None and method in ("GET", "HEAD")
+        response = self._request(method, path_or_url, **kwargs)
+        location = response.headers.get("Location")
+        if follow and response.status_code == 307 and location:
+            headers = {
+                k: v for k, v in (kwargs.get("headers") or {}).items() if k != "Authorization"
+            }
+            target = urljoin(response.url, location)
+            timeout = kwargs.get("timeout", self.timeout)
+            followed = self.http.request(
+                method, target, headers=headers, timeout=timeout, allow_redirects=False
+            )
+            followed.history = [response]
+            return followed
+        return response
+
+    def _request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
-        kwargs.setdefault("allow_redirects", False)
+        kwargs["allow_redirects"] = False
         url = self.url(path_or_url)
         headers: dict[str, str] = dict(kwargs.pop("headers", None) or {})
         response = self.http.request(method, url, headers=headers, **kwargs)
