@@ -8,7 +8,7 @@ surrogates, control and bidi characters), huge.
 The base event points at a digest the registry does not hold, so even a mutation that leaves the
 event valid must end as `ignored` (404) after one GET: any PUT, PATCH or DELETE is a bug.
 
-Properties, through `retag.retagger.handle_event` with a real `AcrRegistry` (no faults):
+Properties, through `retag.on_push.handle_event` with a real `AcrRegistry` (no faults):
 returns (never raises) `ignored` or `rejected`, logs exactly one outcome line matching it, and
 the emulator's request log shows no write. Under faults (503s and resets, a registry with short
 retries) the only exception allowed is `TransientRegistryError`, logged as `failed ... retry=true`.
