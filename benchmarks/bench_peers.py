@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks.common import median, report, table
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
-from retag.retagger import add_generated_tag
+from retag.tagging import add_generated_tag
 from tests.support.gotools import CRANE, build
 from tests.support.images import docker_image, push_image
 
