@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from retag.cli.main import CliError, export_azure_variables, merged_environment, split_reference
+from retag.cli.args import split_reference
+from retag.cli.env import export_azure_variables, merged_environment
+from retag.cli.errors import CliError
 from tests.cli.conftest import RunCli, assert_one_line_error
 
 COMMANDS = ["tag", "list", "replay", "push-sample", "doctor"]

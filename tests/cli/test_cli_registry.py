@@ -215,7 +215,12 @@ def test_list_json_kinds_and_locks(cli: RunCli, env: dict[str, str], acr: Emulat
         client.update_tag_properties("e2e/list", "v1.2.3", can_delete=False)
     run = cli(["list", "e2e/list", "--json"], env=env)
     assert run.code == 0, run.err
-    rows = {row["tag"]: row for row in json.loads(run.out)}
+    # Issue 11: one JSON object (the envelope), the rows under "tags" (was a bare array).
+    document = json.loads(run.out)
+    assert (document["ok"], document["command"], document["error"]) == (True, "list", None)
+    assert (document["count"], document["source_tags"], document["generated_tags"]) == (3, 1, 1)
+    assert document["other_tags"] == 1
+    rows = {row["tag"]: row for row in document["tags"]}
     assert set(rows) == {"latest", generated, "v1.2.3"}
     assert rows["latest"]["kind"] == "source"
     assert rows[generated]["kind"] == "generated"
@@ -315,7 +320,7 @@ def test_reconcile_catches_up_a_push_nobody_tagged(
     assert run.code == 0, run.out + run.err
     generated = [
         row
-        for row in json.loads(cli(["list", "e2e/missed", "--json"], env=env).out)
+        for row in json.loads(cli(["list", "e2e/missed", "--json"], env=env).out)["tags"]
         if row["kind"] == "generated"
     ]
     assert len(generated) == 1
