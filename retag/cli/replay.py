@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from retag.cli.args import json_argument
 from retag.cli.errors import EXIT_FAILED, EXIT_OK, print_error
-from retag.cli.output import emit
+from retag.cli.output import duration_s, emit
 from retag.logline import one_line
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ OUTCOME_FIELDS = (
     "duration_ms",
     "requests",
 )
+"""The outcome's fields in `--json` (`duration_ms` written as `duration_s`, the contract's unit)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 record.update(status="failed", retry=True, reason=one_line(exc))
             else:
                 record.update({field: getattr(outcome, field, None) for field in OUTCOME_FIELDS})
+                record["duration_s"] = duration_s(float(record.pop("duration_ms") or 0) / 1000)
             counts[record["status"]] = counts.get(record["status"], 0) + 1
             record["line"] = " ".join(collected.lines)
             records.append(record)

@@ -36,7 +36,7 @@ def test_python_m_retag_help_runs_without_importing_the_azure_sdks() -> None:
         assert heavy not in imported
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", [*COMMANDS, "prune", "reconcile"])
 def test_every_command_has_help_with_an_example(cli: RunCli, command: str) -> None:
     run = cli([command, "--help"])
     assert run.code == 0
