@@ -262,3 +262,24 @@ def test_the_cli_quiets_the_sdk_loggers_once_settings_are_loaded(
     extra = {"RETAG_SDK_LOG_LEVEL": setting} if setting else {}
     cli(["list", "contract/none"], env={**env, **extra})
     assert {logging.getLogger(name).level for name in SDK_LOGGERS} == {level}
+
+
+def test_prune_whose_time_box_ends_with_work_left_is_not_ok(
+    cli: RunCli, env: dict[str, str]
+) -> None:
+    """`complete: false` used to exit 0: the run did not do what it was asked."""
+    cli(["push-sample", "contract/boxed"], env=env)
+    run = cli(
+        ["prune", "--repository", "contract/boxed", "--max-duration", "0s", "--json"], env=env
+    )
+    assert run.code == 1
+    value = failed_document(run, "prune", "prune: time box reached")
+    assert value["unvisited_repositories"] == ["contract/boxed"]
+
+
+def test_a_dry_run_that_only_plans_is_ok(cli: RunCli, env: dict[str, str]) -> None:
+    cli(["push-sample", "contract/plan"], env=env)
+    run = cli(["prune", "--repository", "contract/plan", "--keep", "0", "--json"], env=env)
+    assert run.code == 0, run.err
+    assert run.err == ""
+    assert document(run, "prune")["ok"] is True
