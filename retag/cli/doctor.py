@@ -14,6 +14,7 @@ from retag.cli.errors import DEPLOY_DOC, EXIT_FAILED, EXIT_OK, CliError, print_e
 from retag.cli.output import emit, print_table
 from retag.logline import one_line
 from retag.oci import short_digest
+from retag.registry import required_role
 
 if TYPE_CHECKING:
     from retag.acr.client import AcrRegistry
@@ -207,7 +208,7 @@ def check_repository_permissions(doctor: Doctor, registry: AcrRegistry, reposito
             "cleanup",
             "INFO",
             f"scratch tag {repository}:{scratch} is left behind; delete it with an identity "
-            "that has AcrDelete",
+            f"that has {required_role('delete')}",
         )
         return
 
