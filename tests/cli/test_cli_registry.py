@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,21 +16,6 @@ from tests.cli.conftest import RunCli, assert_one_line_error, wait_logged
 from tests.support.images import docker_image, oci_index, push_image
 
 GENERATED = re.compile(r"latest_(?P<ts>[0-9]{14})_(?P<hex>[a-f0-9]{12})")
-
-
-@pytest.fixture(scope="module")
-def acr() -> Iterator[Emulator]:
-    with Emulator(anonymous=True) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def env(acr: Emulator) -> dict[str, str]:
-    return {
-        "ACR_LOGIN_SERVER": acr.login_server,
-        "ACR_CREDENTIAL": "anonymous",
-        "ACR_CA_BUNDLE": acr.ca_bundle,
-    }
 
 
 def sdk(acr: Emulator) -> ContainerRegistryClient:

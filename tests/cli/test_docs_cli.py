@@ -67,15 +67,6 @@ def acr() -> Iterator[Emulator]:
         yield emulator
 
 
-@pytest.fixture
-def env(acr: Emulator) -> dict[str, str]:
-    return {
-        "ACR_LOGIN_SERVER": acr.login_server,
-        "ACR_CREDENTIAL": "anonymous",
-        "ACR_CA_BUNDLE": acr.ca_bundle,
-    }
-
-
 def printed(cli: RunCli, env: dict[str, str], *argv: str) -> dict[str, Any]:
     value = json.loads(cli([*argv, "--json"], env=env).out)
     assert isinstance(value, dict)

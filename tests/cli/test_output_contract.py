@@ -31,21 +31,6 @@ SAMPLE_EVENT = (
 )
 
 
-@pytest.fixture(scope="module")
-def acr() -> Iterator[Emulator]:
-    with Emulator(anonymous=True) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def env(acr: Emulator) -> dict[str, str]:
-    return {
-        "ACR_LOGIN_SERVER": acr.login_server,
-        "ACR_CREDENTIAL": "anonymous",
-        "ACR_CA_BUNDLE": acr.ca_bundle,
-    }
-
-
 @pytest.fixture
 def unreachable(env: dict[str, str]) -> Iterator[dict[str, str]]:
     """Settings naming a port that is bound but never listens: every connection is refused."""
