@@ -16,7 +16,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from retag.cli.args import Formatter, add_settings_arguments
 from retag.cli.env import Context
@@ -68,8 +68,19 @@ Docs: docs/cli.md, docs/pipelines.md (push approach), docs/flux.md, docs/deploy.
 Handler = Callable[[argparse.Namespace, Context], int]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, remembering its usage error so `--json` can still print the object."""
+
+    usage_error: str | None = None
+
+    def error(self, message: str) -> NoReturn:
+        Parser.usage_error = message
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    Parser.usage_error = None
+    parser = Parser(
         prog=PROG, description=MAIN_DESCRIPTION, epilog=MAIN_EPILOG, formatter_class=Formatter
     )
     add_settings_arguments(parser, suppress=False)
@@ -77,11 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     add_settings_arguments(common, suppress=True)
     for name, module_name in COMMANDS.items():
         module: Any = importlib.import_module(module_name)
-        command = sub.add_parser(
+        command: argparse.ArgumentParser = sub.add_parser(
             name,
             help=module.HELP,
             description=module.DESCRIPTION,
@@ -109,6 +120,10 @@ def main(
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors (argparse exits 2)
+        words = list(sys.argv[1:] if argv is None else argv)
+        if Parser.usage_error is not None and "--json" in words:
+            command = next((w for w in words if w in COMMANDS), "")
+            emit(command, {}, ok=False, error=f"usage: {Parser.usage_error}")
         if isinstance(exc.code, int):
             return exc.code
         return EXIT_OK if exc.code is None else EXIT_USAGE

@@ -268,3 +268,12 @@ def test_a_dry_run_that_only_plans_is_ok(cli: RunCli, env: dict[str, str]) -> No
     assert run.code == 0, run.err
     assert run.err == ""
     assert document(run, "prune")["ok"] is True
+
+
+def test_a_usage_error_with_json_still_prints_the_object(cli: RunCli) -> None:
+    run = cli(["tag", "--json"], env={})
+    assert run.code == 2
+    value = document(run, "tag")
+    assert value["ok"] is False
+    assert "REPOSITORY" in value["error"]
+    assert "usage: acr-retag tag" in run.err  # argparse's usage text, as without --json
