@@ -124,16 +124,14 @@ class Context:
         return self._settings
 
     def _looked_for(self, exc: Exception) -> str:
-        """When a required setting is missing and no .env was read: which .env was looked for."""
+        """When a required setting is missing: which .env was read, or looked for and not found."""
         from retag.settings import SETTINGS
 
         setting = getattr(exc, "setting", None)
         required = {s.name for s in SETTINGS if s.default is None}
         if setting not in required or self.environment().get(str(setting)):
             return ""
-        if getattr(self.args, "env_file", None):
-            return ""
-        path = env_file_path(None).resolve()
+        path = env_file_path(getattr(self.args, "env_file", None)).resolve()
         if path.is_file():
             return f" (not in the environment nor in {path})"
         return f" (not in the environment; no .env file at {path}; pass --env-file PATH)"

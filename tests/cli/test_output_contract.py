@@ -277,3 +277,11 @@ def test_a_usage_error_with_json_still_prints_the_object(cli: RunCli) -> None:
     assert value["ok"] is False
     assert "REPOSITORY" in value["error"]
     assert "usage: acr-retag tag" in run.err  # argparse's usage text, as without --json
+
+
+def test_a_missing_required_setting_names_the_env_file_it_read(cli: RunCli, tmp_path: Path) -> None:
+    env_file = tmp_path / "ci.env"
+    env_file.write_text("ACR_CREDENTIAL=anonymous\n")
+    run = cli(["--env-file", str(env_file), "list", "myapp"], env={})
+    assert run.code == 2
+    assert_one_line_error(run, "settings: ACR_LOGIN_SERVER", f"nor in {env_file.resolve()}")
