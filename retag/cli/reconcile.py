@@ -1,58 +1,48 @@
-"""`python -m retag reconcile`: the reconciliation engine of the `reconcile_tags` timer, from the
-command line.
-
-`retag.cli.main` owns the top-level parser and calls `add_reconcile_parser(subparsers)` and
-`run_reconcile(args)`. Output: the table on stdout (or `--json`, the summary line then on stderr).
-Exit codes: 0 ok, 1 a repository (or the catalog listing) failed, 2 usage or settings error.
+"""`acr-retag reconcile`: the reconciliation engine of the `reconcile_tags` timer, from the
+command line. Output: the table on stdout, or `--json`. A run that did not do what it was asked
+(a repository or the catalog failed, the time box left repositories unreached) ends `ok: false`
+with one `acr-retag: error:` line and exit 1; Ctrl-C prints the partial report and exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal
 
-from retag.cli.args import duration_argument, int_argument, regex_argument
-from retag.reconcile.job import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION, reconcile_registry
-from retag.registry import RegistryError
+from retag.cli.args import duration_argument, int_argument, mode_argument, repository_argument
+from retag.cli.args import json_argument as json_flag
+from retag.cli.errors import finish_run
+from retag.cli.output import emit
+from retag.reconcile.job import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION
 
 if TYPE_CHECKING:
+    from retag.cli.env import Context
+    from retag.reconcile.plan import ReconcileReport
     from retag.registry import Registry
     from retag.settings import Settings
 
+HELP = "give every source tag's digest a generated tag (catch up missed events)"
+DESCRIPTION = """\
+Level-triggered catch-up for the event path: for each repository in scope
+(RETAG_REPOSITORIES / RETAG_EXCLUDE_REPOSITORIES, and --repository) and each source tag
+(RETAG_SOURCE_TAGS), create the generated tag (RETAG_TAG_TEMPLATE, timestamp = the source
+tag's last update) when no generated tag points to its digest. Only ever adds tags. Source
+tags updated within RECONCILE_GRACE are left to the event path. --mode apply is the default
+(RECONCILE_MODE is not used here); --dry-run is the same as --mode dry-run."""
+EPILOG = """\
+examples:
+  acr-retag reconcile --mode dry-run --repository 'team-a/.*' --max-duration 2m
+  acr-retag reconcile --json
 
-def add_reconcile_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
-    """Add `reconcile` to the CLI's subcommands and return its parser; the caller dispatches the
-    parsed args to `run_reconcile` (retag.cli.main sets its own handler)."""
-    parser = subparsers.add_parser(
-        "reconcile",
-        help="give every source tag's digest a generated tag (catch up missed events)",
-        description=(
-            "Level-triggered catch-up for the event path: for each repository in scope"
-            " (RETAG_REPOSITORIES / RETAG_EXCLUDE_REPOSITORIES) and each source tag"
-            " (RETAG_SOURCE_TAGS), create the generated tag (RETAG_TAG_TEMPLATE, timestamp ="
-            " the source tag's last update) when no generated tag points to its digest. Only"
-            " ever adds tags. Source tags updated within RECONCILE_GRACE are left to the event"
-            " path. Exit codes: 0 ok, 1 a repository failed, 2 usage or settings error."
-        ),
-        epilog=(
-            "example: python -m retag reconcile --dry-run --repository 'team-a/.*'"
-            " --max-duration 2m"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+exit codes: 0 ok, 1 the run failed or did not finish (ok: false), 2 usage or settings error,
+130 interrupted"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    mode_argument(
+        parser, ("dry-run", "apply"), "apply (default: add missing tags) or dry-run (report only)"
     )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="report the drift without writing anything"
-    )
-    parser.add_argument("--json", action="store_true", help="print every repository as JSON")
-    parser.add_argument(
-        "--repository",
-        metavar="REGEX",
-        type=regex_argument,
-        help="only repositories fully matching REGEX (on top of the retag filters)",
-    )
+    repository_argument(parser, "only these repositories, on top of the retag filters")
     parser.add_argument(
         "--concurrency",
         type=int_argument(1),
@@ -66,53 +56,67 @@ def add_reconcile_parser(
         default=DEFAULT_MAX_DURATION,
         help="stop starting repositories after this long, e.g. 90s, 10m (default 8m)",
     )
-    return parser
+    json_flag(parser)
 
 
-def run_reconcile(
-    args: argparse.Namespace,
-    *,
-    settings: Settings | None = None,
-    registry: Registry | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
-) -> int:
-    """Run `reconcile` for parsed CLI args. Exit code: 0 ok, 1 any failed, 2 settings error.
+def run_outcome(report: ReconcileReport, *, interrupted: bool = False) -> tuple[bool, str | None]:
+    """`(ok, error)` of a run. The one place that reads the report's failure fields: once the
+    engine's report carries `ok`/`error`/`interrupted` itself, this returns those."""
+    if interrupted:
+        return False, "interrupted: the report shows what was done before Ctrl-C"
+    if report.error:
+        return False, report.error
+    failed = [r for r in report.repositories if r.status == "failed"]
+    if failed:
+        return (
+            False,
+            f"{len(failed)} repository(ies) failed: {failed[0].repository}: {failed[0].reason}",
+        )
+    if not report.complete:
+        reached = report.counts["not-reached"]
+        return False, (
+            f"time box reached: {reached} repository(ies) not reached"
+            + (f"; {report.unlisted}" if report.unlisted else "")
+        )
+    return True, None
 
-    `settings` defaults to `load_settings()` (the environment); `registry` to the ACR adapter
-    built from them. The CLI passes its own when it has resolved `--registry` or a `.env` file.
-    """
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
-    from retag.settings import SettingsError, load_settings
 
-    try:
-        resolved = settings if settings is not None else load_settings()
-    except SettingsError as error:
-        print(f"error: {error}", file=err)
-        return 2
-    owned = None
-    if registry is None:
-        from retag.acr.client import AcrRegistry
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    return ctx.run_engine("reconciling", "push", execute)
 
-        try:
-            registry = owned = AcrRegistry.from_settings(resolved.registry)
-        except (RegistryError, ValueError) as error:
-            print(f"error: {error}", file=err)
-            return 2
+
+def execute(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    """Run `reconcile` with parsed `args`, these settings and this registry; print; exit code."""
+    from datetime import UTC, datetime
+
+    from retag.reconcile.job import reconcile_registry
+    from retag.reconcile.plan import ReconcileReport
+
+    mode: Literal["dry-run", "apply"] = "dry-run" if args.mode == "dry-run" else "apply"
+    started = datetime.now(UTC)
+    interrupted = False
     try:
         report = reconcile_registry(
             registry,
-            resolved,
-            mode="dry-run" if args.dry_run else "apply",
+            settings,
+            mode=mode,
             repository_filter=args.repository,
             concurrency=args.concurrency,
             max_duration=args.max_duration,
         )
-    finally:
-        if owned is not None:
-            owned.close()
-    print(report.to_json() if args.json else report.render_table(), file=out)
+    except KeyboardInterrupt:
+        # The engine's own partial report replaces this once it catches Ctrl-C itself.
+        interrupted = True
+        report = ReconcileReport(mode=mode, started_at=started, max_duration=args.max_duration)
+        report.duration_s = (datetime.now(UTC) - started).total_seconds()
+    interrupted = interrupted or bool(getattr(report, "interrupted", False))
+    ok, error = run_outcome(report, interrupted=interrupted)
     if args.json:
-        print(report.summary_line(), file=err)
-    return 1 if report.failed else 0
+        emit("reconcile", {**report.to_dict(), "interrupted": interrupted}, ok=ok, error=error)
+    else:
+        print(report.render_table())
+    pattern = args.repository.pattern if args.repository is not None else None
+    matched = bool(report.repositories)
+    return finish_run(
+        "reconcile", error, interrupted=interrupted, filter_pattern=pattern, matched=matched
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,27 @@ def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work.mkdir()
     monkeypatch.chdir(work)
     return work
+
+
+def emulator_env(acr: Emulator, credential: str = "anonymous") -> dict[str, str]:
+    """The settings that point the CLI at the emulator."""
+    return {
+        "ACR_LOGIN_SERVER": acr.login_server,
+        "ACR_CREDENTIAL": credential,
+        "ACR_CA_BUNDLE": acr.ca_bundle,
+    }
+
+
+@pytest.fixture(scope="module")
+def acr() -> Iterator[Emulator]:
+    """One emulator (anonymous access allowed) per test module."""
+    with Emulator(anonymous=True) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def env(acr: Emulator) -> dict[str, str]:
+    return emulator_env(acr)
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from retag.cli.main import CliError, export_azure_variables, merged_environment, split_reference
+from retag.cli.args import split_reference
+from retag.cli.env import export_azure_variables, merged_environment
+from retag.cli.errors import CliError
 from tests.cli.conftest import RunCli, assert_one_line_error
 
 COMMANDS = ["tag", "list", "replay", "push-sample", "doctor"]
@@ -34,7 +36,7 @@ def test_python_m_retag_help_runs_without_importing_the_azure_sdks() -> None:
         assert heavy not in imported
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", [*COMMANDS, "prune", "reconcile"])
 def test_every_command_has_help_with_an_example(cli: RunCli, command: str) -> None:
     run = cli([command, "--help"])
     assert run.code == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,21 +16,6 @@ from tests.cli.conftest import RunCli, assert_one_line_error, wait_logged
 from tests.support.images import docker_image, oci_index, push_image
 
 GENERATED = re.compile(r"latest_(?P<ts>[0-9]{17})_(?P<hex>[a-f0-9]{12})")
-
-
-@pytest.fixture(scope="module")
-def acr() -> Iterator[Emulator]:
-    with Emulator(anonymous=True) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def env(acr: Emulator) -> dict[str, str]:
-    return {
-        "ACR_LOGIN_SERVER": acr.login_server,
-        "ACR_CREDENTIAL": "anonymous",
-        "ACR_CA_BUNDLE": acr.ca_bundle,
-    }
 
 
 def sdk(acr: Emulator) -> ContainerRegistryClient:
@@ -216,7 +200,12 @@ def test_list_json_kinds_and_locks(cli: RunCli, env: dict[str, str], acr: Emulat
         client.update_tag_properties("e2e/list", "v1.2.3", can_delete=False)
     run = cli(["list", "e2e/list", "--json"], env=env)
     assert run.code == 0, run.err
-    rows = {row["tag"]: row for row in json.loads(run.out)}
+    # Issue 11: one JSON object (the envelope), the rows under "tags" (was a bare array).
+    document = json.loads(run.out)
+    assert (document["ok"], document["command"], document["error"]) == (True, "list", None)
+    assert (document["count"], document["source_tags"], document["generated_tags"]) == (3, 1, 1)
+    assert document["other_tags"] == 1
+    rows = {row["tag"]: row for row in document["tags"]}
     assert set(rows) == {"latest", generated, "v1.2.3"}
     assert rows["latest"]["kind"] == "source"
     assert rows[generated]["kind"] == "generated"
@@ -316,7 +305,7 @@ def test_reconcile_catches_up_a_push_nobody_tagged(
     assert run.code == 0, run.out + run.err
     generated = [
         row
-        for row in json.loads(cli(["list", "e2e/missed", "--json"], env=env).out)
+        for row in json.loads(cli(["list", "e2e/missed", "--json"], env=env).out)["tags"]
         if row["kind"] == "generated"
     ]
     assert len(generated) == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +36,6 @@ BUILDERS = {
     "application/vnd.oci.image.index.v1+json": oci_index,
     "application/vnd.docker.distribution.manifest.list.v2+json": docker_manifest_list,
 }
-
-
-@pytest.fixture(scope="module")
-def acr() -> Iterator[Emulator]:
-    with Emulator(anonymous=True) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def env(acr: Emulator) -> dict[str, str]:
-    return {
-        "ACR_LOGIN_SERVER": acr.login_server,
-        "ACR_CREDENTIAL": "anonymous",
-        "ACR_CA_BUNDLE": acr.ca_bundle,
-    }
 
 
 def sample_files() -> list[Path]:

@@ -1,5 +1,5 @@
-"""The timer entry point (`run_scheduled_reconcile`) and the CLI (`add_reconcile_parser`,
-`run_reconcile`) against the emulator."""
+"""The timer entry point (`run_scheduled_reconcile`) and the CLI (`retag.cli.reconcile`:
+`add_arguments`, `execute`, and through `retag.cli.main`) against the emulator."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
-from retag.cli.reconcile import add_reconcile_parser, run_reconcile
+from retag.cli.main import main
+from retag.cli.reconcile import add_arguments, execute
 from retag.reconcile.job import reconcile_registry, run_scheduled_reconcile
+from retag.settings import Settings
 from tests.reconcile.conftest import Pusher, make_registry, make_settings, tags_of, writes
 
 HOUR = 3600
@@ -178,25 +182,44 @@ def test_timer_logs_failures_as_errors(
     assert "listing repositories failed" in line
 
 
-# -- CLI ---------------------------------------------------------------------------------------
+# -- CLI ----------------------------------------------------------------------------------------
 
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="retag")
     sub = parser.add_subparsers(dest="command")
-    add_reconcile_parser(sub)
+    add_arguments(sub.add_parser("reconcile"))
     return parser.parse_args(["reconcile", *argv])
 
 
+def run_cli(
+    args: argparse.Namespace, settings: Settings, registry: AcrRegistry
+) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = execute(args, settings, registry)
+    return code, out.getvalue(), err.getvalue()
+
+
+def main_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["reconcile", *argv])
+    return code, out.getvalue(), err.getvalue()
+
+
 def test_cli_flags_and_defaults() -> None:
+    """Issue 11: `--mode` as on prune; `--dry-run` stays, as an alias of `--mode dry-run`."""
     args = parse()
-    assert (args.dry_run, args.json, args.repository, args.concurrency) == (False, False, None, 8)
+    assert (args.mode, args.json, args.repository, args.concurrency) == (None, False, None, 8)
     assert args.max_duration == timedelta(minutes=8)
     args = parse("--dry-run", "--json", "--repository", "team/.*", "--concurrency", "3")
-    assert args.dry_run
+    assert args.mode == "dry-run"
     assert args.json
     assert args.repository.pattern == "team/.*"
     assert args.concurrency == 3
+    assert parse("--mode", "dry-run").mode == "dry-run"
+    assert parse("--mode", "apply").mode == "apply"
     assert parse("--max-duration", "90s").max_duration == timedelta(seconds=90)
 
 
@@ -207,6 +230,8 @@ def test_cli_flags_and_defaults() -> None:
         ["--concurrency", "0"],
         ["--concurrency", "many"],
         ["--max-duration", "soon"],
+        ["--mode", "delete"],
+        ["--mode", "apply", "--dry-run"],
         ["--unknown"],
     ],
 )
@@ -224,75 +249,85 @@ def test_cli_table_json_and_exit_codes(
     pusher.push("other")
     settings = make_settings(acr, RECONCILE_GRACE="0s")
 
-    out, err = io.StringIO(), io.StringIO()
-    code = run_reconcile(
-        parse("--dry-run", "--repository", "app"),
-        settings=settings,
-        registry=registry,
-        stdout=out,
-        stderr=err,
-    )
-    assert code == 0
-    table = out.getvalue().splitlines()
+    code, out, err = run_cli(parse("--dry-run", "--repository", "app"), settings, registry)
+    assert code == 0, err
+    table = out.splitlines()
     assert table[0].split() == ["REPOSITORY", "STATUS", "SOURCE", "DIGEST", "TAG", "REASON"]
     assert table[1].split()[:4] == ["app", "would-tag", "latest", digest[7:19]]
     assert table[-1].startswith("acr-retag reconcile-summary mode=dry-run repositories=1")
     assert tags_of(acr, registry, "app") == {"latest": digest}
+    assert err == ""
 
-    out = io.StringIO()
-    code = run_reconcile(
-        parse("--json"), settings=settings, registry=registry, stdout=out, stderr=err
-    )
-    assert code == 0
-    document = json.loads(out.getvalue())
+    code, out, err = run_cli(parse("--json"), settings, registry)
+    assert code == 0, err
+    document = json.loads(out)
+    # Issue 11: the output contract's envelope around the report's data.
+    assert (document["ok"], document["command"], document["error"]) == (True, "reconcile", None)
+    assert document["interrupted"] is False
     assert document["mode"] == "apply"
-    assert document["complete"] is True
     assert document["summary"]["tagged"] == 2
     [app] = [r for r in document["repositories"] if r["repository"] == "app"]
     [source] = app["sources"]
     assert source["status"] == "tagged"
     assert source["digest"] == digest
     assert source["tag"] in tags_of(acr, registry, "app")
-    assert "acr-retag reconcile-summary" in err.getvalue()
+    assert err == ""  # the JSON is the whole output: no summary line on stderr any more
 
 
-def test_cli_exit_1_when_a_repository_fails(acr: Emulator, pusher: Pusher) -> None:
+def test_cli_exit_1_with_one_error_line_when_the_catalog_fails(
+    acr: Emulator, pusher: Pusher
+) -> None:
     pusher.push("app")
     acr.advance_clock(HOUR)
     acr.set_faults(error_rate=1.0, error_status=500)
-    out, err = io.StringIO(), io.StringIO()
     with make_registry(acr, retry_total=0) as registry:
-        code = run_reconcile(
-            parse("--max-duration", "1s"),
-            settings=make_settings(acr),
-            registry=registry,
-            stdout=out,
-            stderr=err,
-        )
-    assert code == 1
-    assert "error: listing repositories failed" in out.getvalue()
+        args = parse("--max-duration", "1s")
+        code, out, err = run_cli(args, make_settings(acr), registry)
+        args = parse("--max-duration", "1s", "--json")
+        json_code, json_out, json_err = run_cli(args, make_settings(acr), registry)
+    assert code == json_code == 1
+    assert "error: listing repositories failed" in out
+    for stderr in (err, json_err):
+        [line] = stderr.splitlines()
+        assert line.startswith("acr-retag: error: reconcile: listing repositories failed")
+    document = json.loads(json_out)
+    assert document["ok"] is False
+    assert document["error"].startswith("listing repositories failed")
+
+
+def test_cli_filter_matching_nothing_warns(
+    acr: Emulator, registry: AcrRegistry, pusher: Pusher
+) -> None:
+    pusher.push("app")
+    code, _, err = run_cli(
+        parse("--dry-run", "--repository", "ap"), make_settings(acr), registry
+    )  # full match: "ap" does not select "app"
+    assert code == 0
+    assert err.splitlines() == ["acr-retag: warning: --repository 'ap' matched no repository"]
 
 
 def test_cli_reads_settings_from_the_environment(
-    acr: Emulator, pusher: Pusher, monkeypatch: pytest.MonkeyPatch
+    acr: Emulator, pusher: Pusher, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     pusher.push("app")
+    monkeypatch.chdir(tmp_path)  # no developer .env
     monkeypatch.setenv("RECONCILE_GRACE", "0s")
     monkeypatch.setenv("ACR_LOGIN_SERVER", acr.login_server)
     monkeypatch.setenv("ACR_CREDENTIAL", "anonymous")
     monkeypatch.setenv("ACR_CA_BUNDLE", acr.ca_bundle)
-    out = io.StringIO()
-    assert run_reconcile(parse("--dry-run"), stdout=out, stderr=io.StringIO()) == 0
-    assert "would-tag" in out.getvalue()
+    code, out, _ = main_cli("--dry-run")
+    assert code == 0
+    assert "would-tag" in out
 
 
-def test_cli_settings_error_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_settings_error_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ACR_LOGIN_SERVER", raising=False)
-    err = io.StringIO()
-    assert run_reconcile(parse(), stdout=io.StringIO(), stderr=err) == 2
-    assert "ACR_LOGIN_SERVER" in err.getvalue()
+    code, _, err = main_cli()
+    assert code == 2
+    assert "ACR_LOGIN_SERVER" in err
     monkeypatch.setenv("ACR_LOGIN_SERVER", "registry.example")
     monkeypatch.setenv("RECONCILE_GRACE", "a while")
-    err = io.StringIO()
-    assert run_reconcile(parse(), stdout=io.StringIO(), stderr=err) == 2
-    assert "RECONCILE_GRACE" in err.getvalue()
+    code, _, err = main_cli()
+    assert code == 2
+    assert "RECONCILE_GRACE" in err

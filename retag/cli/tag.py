@@ -1,0 +1,104 @@
+"""`acr-retag tag REPOSITORY`: the push approach, a pipeline step that adds the generated tag."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from retag.cli.args import check_digest, check_repository, check_tag, json_argument
+from retag.cli.errors import EXIT_OK, usage_error
+from retag.cli.output import emit, when
+from retag.logline import one_line
+from retag.oci import short_digest
+
+if TYPE_CHECKING:
+    from retag.cli.env import Context
+    from retag.naming import TagTemplate
+
+HELP = "add a generated tag to the digest a source tag points to (pipeline step)"
+DESCRIPTION = """\
+Resolve the source tag to its digest once, then add the generated tag to that digest
+with the same engine, template and 2-request re-tag as the Function. {timestamp} is
+the source tag's lastUpdateTime (its push time), so running it twice for one push
+gives the same tag; with --digest it is the current time. Prints the new tag."""
+EPILOG = """\
+examples:
+  acr-retag tag myapp            # after docker push myregistry.azurecr.io/myapp:latest
+  acr-retag tag team/api --source-tag stable --json
+  acr-retag tag myapp --digest sha256:3f2a...  # tag this exact digest, timestamp now
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repository", metavar="REPOSITORY")
+    parser.add_argument(
+        "--source-tag",
+        metavar="TAG",
+        help="tag to resolve and {tag} in the template (default: first of RETAG_SOURCE_TAGS)",
+    )
+    parser.add_argument(
+        "--digest", metavar="sha256:HEX", help="tag this digest instead of resolving"
+    )
+    parser.add_argument("--template", help="override RETAG_TAG_TEMPLATE, e.g. '{tag}-{timestamp}'")
+    json_argument(parser)
+
+
+def load_template(
+    ctx: Context, text: str | None, extra_source_tags: Sequence[str] = ()
+) -> TagTemplate:
+    """The settings' template, or `--template`, validated against every source tag involved."""
+    from retag.naming import TagTemplate
+
+    settings = ctx.settings()
+    source_tags = tuple(dict.fromkeys([*settings.retag.source_tags, *extra_source_tags]))
+    if text is None and set(source_tags) == set(settings.retag.source_tags):
+        return settings.retag.template
+    try:
+        return TagTemplate.parse(
+            settings.retag.template.text if text is None else text, source_tags
+        )
+    except ValueError as exc:
+        option = "--template" if text is not None else "RETAG_TAG_TEMPLATE"
+        raise usage_error(f"{option}: {one_line(exc)}") from exc
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    repository = check_repository(args.repository)
+    settings = ctx.settings()
+    source_tag = check_tag(args.source_tag or settings.retag.source_tags[0])
+    digest = check_digest(args.digest) if args.digest else None
+    template = load_template(ctx, args.template, [source_tag])
+    registry = ctx.registry()
+
+    from retag.tagging import add_generated_tag
+
+    if digest is None:
+        with ctx.step(f"reading tag {repository}:{source_tag}", "pull"):
+            info = registry.get_tag(repository, source_tag)
+        digest, pushed_at, basis = info.digest, info.last_updated_on, "source tag lastUpdateTime"
+    else:
+        pushed_at, basis = datetime.now(UTC), "now (--digest)"
+    new_tag = template.render(source_tag, pushed_at, digest)
+    with ctx.step(f"tagging {repository}@{short_digest(digest)} as {new_tag}", "push"):
+        # Exactly the Function's call: the template decides whether a read-before-write is needed.
+        result = add_generated_tag(
+            registry, repository, digest, new_tag, check_existing=template.needs_existing_check
+        )
+    if args.json:
+        emit(
+            "tag",
+            {
+                "registry": ctx.login_server,
+                "repository": repository,
+                "source_tag": source_tag,
+                "digest": digest,
+                "tag": result,
+                "timestamp": when(pushed_at),
+                "timestamp_source": basis,
+            },
+        )
+    else:
+        print(result)
+    return EXIT_OK
