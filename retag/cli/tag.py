@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 HELP = "add a generated tag to the digest a source tag points to (pipeline step)"
 DESCRIPTION = """\
-Resolve the source tag to its digest once, then add the generated tag to that digest
-with the same engine, template and 2-request re-tag as the Function. {timestamp} is
-the source tag's lastUpdateTime (its push time), so running it twice for one push
-gives the same tag; with --digest it is the current time. Prints the new tag."""
+Resolve the source tag to its digest once, then give that push its generated tag with
+the same engine and template as the Function: when the digest already carries the newest
+generated tag (the Function got there first, or this ran before) nothing is written and
+that tag is printed. {timestamp} is the source tag's lastUpdateTime (its push time); with
+--digest it is the current time. Prints the tag."""
 EPILOG = """\
 examples:
   acr-retag tag myapp            # after docker push myregistry.azurecr.io/myapp:latest
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     template = load_template(ctx, args.template, [source_tag])
     registry = ctx.registry()
 
-    from retag.tagging import add_generated_tag
+    from retag.tagging import Push, tag_push
 
     if digest is None:
         with ctx.step(f"reading tag {repository}:{source_tag}", "pull"):
@@ -82,10 +83,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         pushed_at, basis = datetime.now(UTC), "now (--digest)"
     new_tag = template.render(source_tag, pushed_at, digest)
     with ctx.step(f"tagging {repository}@{short_digest(digest)} as {new_tag}", "push"):
-        # Exactly the Function's call: the template decides whether a read-before-write is needed.
-        result = add_generated_tag(
-            registry, repository, digest, new_tag, check_existing=template.needs_existing_check
-        )
+        # Exactly the Function's call: one generated tag per push, whoever tags it first.
+        tagged = tag_push(registry, template, Push(repository, source_tag, digest, pushed_at))
+    result = tagged.tag
     if args.json:
         emit(
             "tag",
@@ -95,6 +95,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 "source_tag": source_tag,
                 "digest": digest,
                 "tag": result,
+                "written": tagged.written,
                 "timestamp": when(pushed_at),
                 "timestamp_source": basis,
             },

@@ -80,31 +80,39 @@ def test_tag_is_idempotent_and_uses_exactly_the_re_tag_requests(
     cli: RunCli, env: dict[str, str], acr: Emulator
 ) -> None:
     digest = cli(["push-sample", "e2e/idem:latest"], env=env).out.strip()
-    first = cli(["tag", "e2e/idem"], env=env)
-    wait_logged(acr, "PUT", f"/v2/e2e/idem/manifests/{first.out.strip()}")
     acr.clear_requests()
-    second = cli(["tag", "e2e/idem", "--json"], env=env)
-    wait_logged(acr, "PUT", f"/v2/e2e/idem/manifests/{first.out.strip()}")
-    assert first.code == second.code == 0
-    result = json.loads(second.out)
-    assert result["tag"] == first.out.strip()
-    assert result["digest"] == digest
-    assert result["repository"] == "e2e/idem"
-    assert result["source_tag"] == "latest"
-    assert result["timestamp_source"] == "source tag lastUpdateTime"
-    # One read of the source tag, then the Function's 2-request re-tag (GET by digest + PUT).
-    # (A fresh process also meets one 401 challenge + one token request per kind of request.)
+    first = cli(["tag", "e2e/idem", "--json"], env=env)
+    wait_logged(acr, "PUT", f"/v2/e2e/idem/manifests/{json.loads(first.out)['tag']}")
+    # One read of the source tag, then the Function's re-tag: the tags on the digest and the
+    # manifest read at once, then the PUT. (A fresh process also meets one 401 challenge + one
+    # token request per kind of request.)
     answered = [
         f"{r['method']} {r['path']}"
         for r in acr.requests()
         if r["status"] < 400 and not r["path"].startswith("/oauth2/")
     ]
-    assert answered == [
-        "GET /acr/v1/e2e/idem/_tags/latest",
+    tag = json.loads(first.out)["tag"]
+    assert answered[0] == "GET /acr/v1/e2e/idem/_tags/latest", methods(acr)
+    assert sorted(answered[1:3]) == [
+        "GET /acr/v1/e2e/idem/_tags",
         f"GET /v2/e2e/idem/manifests/{digest}",
-        f"PUT /v2/e2e/idem/manifests/{result['tag']}",
     ], methods(acr)
-    assert set(tags_of(acr, "e2e/idem")) == {"latest", result["tag"]}
+    assert answered[3:] == [f"PUT /v2/e2e/idem/manifests/{tag}"], methods(acr)
+    assert json.loads(first.out)["written"] is True
+
+    # Again (a re-run pipeline step, or the Function got there first): nothing is written.
+    acr.clear_requests()
+    second = cli(["tag", "e2e/idem", "--json"], env=env)
+    assert first.code == second.code == 0
+    result = json.loads(second.out)
+    assert result["tag"] == tag
+    assert result["written"] is False
+    assert result["digest"] == digest
+    assert result["repository"] == "e2e/idem"
+    assert result["source_tag"] == "latest"
+    assert result["timestamp_source"] == "source tag lastUpdateTime"
+    assert not [r for r in acr.requests() if r["method"] == "PUT"], methods(acr)
+    assert set(tags_of(acr, "e2e/idem")) == {"latest", tag}
 
 
 def test_second_push_of_latest_gets_a_second_tag(
