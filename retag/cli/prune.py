@@ -23,7 +23,7 @@ from retag.cli.args import duration_argument, int_argument, regex_argument
 
 if TYPE_CHECKING:
     from retag.prune.job import Progress
-    from retag.prune.plan import PruneReport, RepositoryResult
+    from retag.prune.report import PruneReport, RepositoryResult
     from retag.registry import Registry
     from retag.settings import Settings
 

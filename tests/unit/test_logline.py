@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from retag.logline import describe_error, format_field, format_text, one_line
 from retag.oci import short_digest
-from retag.prune.plan import PruneReport
-from retag.prune.plan import RepositoryResult as PruneResult
+from retag.prune.report import PruneReport
+from retag.prune.report import RepositoryResult as PruneResult
 from retag.reconcile.plan import RepositoryResult, SourceTagResult
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhY3ItcmV0YWcifQ.c2lnbmF0dXJlLWJ5dGVz"
@@ -52,11 +52,12 @@ def test_reconcile_lines_never_contain_a_token() -> None:
 
 def test_prune_lines_never_contain_a_token() -> None:
     result = PruneResult("app", error=f"listing failed: Bearer {JWT}")
-    assert result.log_line("dry-run").endswith("error='listing failed: Bearer [redacted]'")
+    # Issue 11: prune lines use the one format (text keys JSON-quoted), like every other line.
+    assert result.log_line("dry-run").endswith('error="listing failed: Bearer [redacted]"')
     report = PruneReport(
         mode="dry-run", started_at=datetime.now(UTC), catalog_error=f"password={JWT}"
     )
-    assert report.log_line().endswith("error='password=[redacted]'")
+    assert report.log_line().endswith('error="password=[redacted]"')
 
 
 def test_one_line_format() -> None:
