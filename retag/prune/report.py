@@ -121,7 +121,7 @@ class RepositoryResult:
                 "kept_by_reason": kept,
                 "requests": self.requests,
                 "duration_ms": float(self.duration_ms),
-                "error": self.error,
+                **({"error": self.error} if self.error else {}),
             },
         )
 
@@ -234,7 +234,7 @@ class PruneReport:
                 "duration_ms": round(self.duration_s * 1000, 1),
                 "complete": self.complete,
                 "interrupted": self.interrupted,
-                "error": self.error,
+                **({"error": self.error} if self.error else {}),
             },
         )
 

@@ -76,7 +76,7 @@ def test_timer_catches_up_a_missed_push(
     assert set(tags.values()) == {digest}
     lines = reconcile_lines(caplog)
     assert any("status=tagged repository=app" in line for line in lines)
-    assert lines[-1].startswith("acr-retag reconcile-summary mode=apply")
+    assert lines[-1].startswith("acr-retag reconcile mode=apply ok=true ")
 
 
 @pytest.mark.parametrize("mode", ["off", "dry-run"])
@@ -97,4 +97,4 @@ def test_timer_honours_reconcile_mode(
         assert acr.requests() == []
     with make_registry(acr) as registry:
         assert tags_of(acr, registry, "app") == {"latest": digest}
-    assert reconcile_lines(caplog)[-1].startswith(f"acr-retag reconcile-summary mode={mode}")
+    assert reconcile_lines(caplog)[-1].startswith(f"acr-retag reconcile mode={mode} ok=true")

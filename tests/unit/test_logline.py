@@ -9,7 +9,7 @@ from retag.logline import describe_error, format_field, format_text, one_line
 from retag.oci import short_digest
 from retag.prune.report import PruneReport
 from retag.prune.report import RepositoryResult as PruneResult
-from retag.reconcile.plan import RepositoryResult, SourceTagResult
+from retag.reconcile.report import RepositoryResult, SourceTagResult
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhY3ItcmV0YWcifQ.c2lnbmF0dXJlLWJ5dGVz"
 DIGEST = "sha256:" + "3f2a9c1b7d4e" * 5 + "abcd"
@@ -46,7 +46,11 @@ def test_reconcile_lines_never_contain_a_token() -> None:
     result = RepositoryResult.from_sources("app", [source], 3)
     line = result.log_line()
     assert JWT not in line
-    assert line.startswith("acr-retag reconcile status=failed repository=app source_tag=latest ")
+    assert (
+        line.startswith(  # issue 11, shared plan §5: per-repository lines are reconcile-repository
+            "acr-retag reconcile-repository status=failed repository=app source_tag=latest "
+        )
+    )
     assert 'reason="latest: refused: token=[redacted]"' in line
 
 
