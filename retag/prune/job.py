@@ -402,7 +402,9 @@ def prune_registry(
         on_result=collect,
     )
     report.unvisited = list(outcome.not_reached)
-    report.catalog_error = outcome.catalog_error
+    # Cut by the time box or not, a catalog not listed to the end is a run that did not do what
+    # it was asked (the repositories after the cut were never even seen).
+    report.catalog_error = outcome.catalog_error or outcome.unlisted
     report.interrupted = outcome.interrupted
     report.timed_out = outcome.timed_out or any(r.remaining for r in report.repositories)
     report.duration_s = outcome.duration_s
