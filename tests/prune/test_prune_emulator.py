@@ -372,3 +372,40 @@ def test_repository_filter_and_permission_errors() -> None:
         )
         assert len(tags_of(acr, "team/app")) == 7
         assert "permission denied" in report.render_table()
+
+
+def test_ctrl_c_during_delete_returns_the_partial_report(
+    acr: Emulator, registry: AcrRegistry, seed: Seeder
+) -> None:
+    """Issue 11: Ctrl-C (a real SIGINT sent to the main thread) while deletions run: in-flight
+    work finishes, nothing new starts, and the report says what was deleted."""
+    import signal
+    import threading
+    import time
+
+    old_tags(seed, "a", 15)
+    old_tags(seed, "b", 15)
+    acr.clear_requests()
+    acr.set_faults(latency_ms=30)
+
+    def interrupt_after_the_first_delete() -> None:
+        deadline = time.monotonic() + 10
+        while not deletes(acr) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    main = threading.main_thread().ident
+    assert main is not None
+    threading.Thread(target=interrupt_after_the_first_delete, daemon=True).start()
+    report = run(acr, registry, policy(keep=0), "delete", concurrency=1)
+    acr.clear_faults()
+
+    assert report.interrupted
+    assert not report.ok
+    assert report.error is not None
+    assert report.error.startswith("interrupted: ")
+    deleted = [d.name for r in report.repositories for d in r.deleted]
+    assert 1 <= len(deleted) < 30
+    # The partial report is the truth: exactly what the registry accepted.
+    assert sorted(deleted) == sorted(r["path"].rsplit("/", 1)[-1] for r in deletes(acr))
+    assert report.totals()["remaining"] + len(report.unvisited) > 0
