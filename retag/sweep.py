@@ -184,6 +184,8 @@ class Context:
         self._sweep = sweep
         self.repository = repository
         self.progressed = False
+        self.call_started: float | None = None
+        """When the last registry call started: the throttle's reaction is keyed on it."""
 
     def made_progress(self) -> None:
         """A unit of work finished (a listing, a deletion): the attempt count starts again."""
@@ -194,6 +196,7 @@ class Context:
         `TransientRegistryError` propagates: the job's attempt ends and the sweep requeues it."""
         throttle = self._sweep.throttle
         throttle.acquire(self._sweep.deadline)
+        self.call_started = self._sweep.clock()
         try:
             value = fn()
         except TransientRegistryError:
@@ -265,6 +268,16 @@ class _Entry(Generic[R]):
     last_error: str = ""
 
 
+@dataclass(frozen=True)
+class _Attempt(Generic[R]):
+    status: str
+    """`done` (value set) or `transient` (error set: requeue or give up)."""
+    value: R | None
+    error: str
+    progressed: bool
+    call_started: float
+
+
 class _Sweep(Generic[R]):
     def __init__(
         self,
@@ -291,9 +304,10 @@ class _Sweep(Generic[R]):
     def expired(self) -> bool:
         return self.clock() >= self.deadline
 
-    def attempt(self, entry: _Entry[R]) -> tuple[str, R | None, str, bool]:
+    def attempt(self, entry: _Entry[R]) -> _Attempt[R]:
         """Runs on a worker: one attempt of one job, inside this thread's request tally."""
         ctx = Context(self, entry.repository)
+        started = self.clock()
         with tally_requests() as tally:
             try:
                 result = entry.job.run(ctx)
@@ -309,7 +323,8 @@ class _Sweep(Generic[R]):
                 error = ""
         with self._lock:
             self._requests += tally.count
-        return status, value, error, ctx.progressed
+        call_started = started if ctx.call_started is None else ctx.call_started
+        return _Attempt(status, value, error, ctx.progressed, call_started)
 
 
 def sweep(
@@ -330,7 +345,7 @@ def sweep(
     done: dict[int, R] = {}
     emitted = 0
     queue: deque[_Entry[R]] = deque()
-    in_flight: dict[Future[tuple[str, R | None, str, bool]], tuple[_Entry[R], float]] = {}
+    in_flight: dict[Future[_Attempt[R]], _Entry[R]] = {}
     names = _Catalog(list_repositories, run, outcome)
     count = 0
 
@@ -347,14 +362,15 @@ def sweep(
     def collect(timeout: float | None) -> None:
         finished, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
         for future in finished:
-            entry, started = in_flight.pop(future)
-            status, value, error, progressed = future.result()
-            if status == "done":
-                finish(entry, value)  # type: ignore[arg-type]
+            entry = in_flight.pop(future)
+            attempt = future.result()
+            if attempt.status == "done":
+                finish(entry, attempt.value)  # type: ignore[arg-type]
                 continue
-            entry.attempts = 1 if progressed else entry.attempts + 1
-            entry.last_error = error
-            resume_at = run.throttle.on_throttled(started)
+            entry.attempts = 1 if attempt.progressed else entry.attempts + 1
+            error = entry.last_error = attempt.error
+            # Keyed on when the refused call started: one reaction per burst of calls.
+            resume_at = run.throttle.on_throttled(attempt.call_started)
             if entry.attempts >= policy.max_attempts or resume_at >= run.deadline:
                 tries = f"{entry.attempts} attempt(s) in a row"
                 finish(entry, entry.job.give_up(f"{error} (gave up after {tries})"))
@@ -375,7 +391,7 @@ def sweep(
                         run.throttle.wait_pause(run.deadline)
                     continue
                 entry = queue.popleft()
-                in_flight[pool.submit(run.attempt, entry)] = (entry, clock())
+                in_flight[pool.submit(run.attempt, entry)] = entry
                 continue
             if free and not names.exhausted and not run.expired():
                 repository = names.next()
@@ -386,7 +402,7 @@ def sweep(
                     continue
                 entry = _Entry(count, repository, job_for(repository))
                 count += 1
-                in_flight[pool.submit(run.attempt, entry)] = (entry, clock())
+                in_flight[pool.submit(run.attempt, entry)] = entry
                 continue
             if in_flight:
                 collect(None)
@@ -418,7 +434,7 @@ def sweep(
         while queue:
             entry = queue.popleft()
             finish(entry, entry.job.stop("interrupted"))
-        for entry, _started in in_flight.values():
+        for entry in in_flight.values():
             outcome.not_reached.append(entry.repository)
     finally:
         pool.shutdown(wait=not outcome.interrupted, cancel_futures=True)
