@@ -21,7 +21,7 @@ import pytest
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
 from retag.registry import TransientRegistryError
-from retag.sweep import Context, SweepOutcome, SweepPolicy, sweep
+from retag.sweep import Context, SweepOutcome, SweepPolicy, SweepProgress, sweep
 from tests.sweep.conftest import seed
 
 NAMES = [f"svc-{i}" for i in range(6)]
@@ -69,14 +69,10 @@ def test_every_repository_once_in_catalog_order_and_requests_tallied_across_thre
     seed(acr, NAMES)
     list(registry.list_repositories())  # warm the catalog token: the count below is exact
     acr.clear_requests()
-    threads: set[str] = set()
     log: list[str] = []
+    seen: list[SweepProgress] = []
 
-    outcome = run(
-        registry,
-        log,
-        selected=lambda name: threads.add(threading.current_thread().name) or name != "svc-5",
-    )
+    outcome = run(registry, log, selected=lambda name: name != "svc-5", progress=seen.append)
 
     assert [r[0] for r in outcome.results] == NAMES[:5]  # catalog order, whoever finished first
     assert all(r[1] == "latest" for r in outcome.results)
@@ -85,6 +81,9 @@ def test_every_repository_once_in_catalog_order_and_requests_tallied_across_thre
     # Each worker thread tallies its own requests; the sum is what the emulator saw.
     assert outcome.requests == len(acr.requests())
     assert outcome.requests >= 1 + 5
+    # The progress callback: once per repository, from the coordinating thread.
+    assert sorted(p.repository for p in seen) == NAMES[:5]
+    assert [p.repositories_done for p in seen] == [1, 2, 3, 4, 5]
 
 
 def test_requeue_with_back_off_under_503(acr: Emulator, registry: AcrRegistry) -> None:
