@@ -388,9 +388,10 @@ def prune_registry(
     report = PruneReport(mode=mode, started_at=read_now(), max_duration=max_duration)
 
     def collect(result: RepositoryResult) -> None:
-        if on_repository is not None:
-            on_repository(result)  # every item, before the report keeps only summaries
+        # In the report first: a Ctrl-C while `on_repository` writes cannot lose the result.
         report.repositories.append(result if keep_items else result.summarised())
+        if on_repository is not None:
+            on_repository(result)  # every item; the report keeps only summaries
 
     outcome = sweep(
         registry.list_repositories,
