@@ -100,9 +100,10 @@ def on_image_pushed(event: func.EventGridEvent) -> None:
 )
 def prune_tags(timer: func.TimerRequest) -> None:
     """Deletes old generated tags per PRUNE_MODE (dry-run by default); protected items never."""
-    from retag.prune.job import run_scheduled_prune
+    from retag.prune.job import raise_if_failed, run_scheduled_prune
 
-    run_scheduled_prune(settings(), registry, past_due=timer.past_due, log=log.info)
+    # Logged first (ERROR when not ok), then raised: the host records a failed invocation.
+    raise_if_failed(run_scheduled_prune(settings(), registry, past_due=timer.past_due, log=log))
 
 
 @app.function_name("reconcile_tags")
@@ -111,6 +112,7 @@ def prune_tags(timer: func.TimerRequest) -> None:
 )
 def reconcile_tags(timer: func.TimerRequest) -> None:
     """Level-triggered catch-up: every source tag's digest gets its generated tag (adds only)."""
-    from retag.reconcile.job import run_scheduled_reconcile
+    from retag.reconcile.job import raise_if_failed, run_scheduled_reconcile
 
-    run_scheduled_reconcile(settings(), registry, log=log, past_due=timer.past_due)
+    # Logged first (ERROR when not ok), then raised: the host records a failed invocation.
+    raise_if_failed(run_scheduled_reconcile(settings(), registry, log=log, past_due=timer.past_due))

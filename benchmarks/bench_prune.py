@@ -289,10 +289,11 @@ def main(argv: list[str]) -> int:
         "Prune",
         table(["measure", "result", "target"], rows),
         "One run in delete mode through `retag.acr.AcrRegistry` against the emulator's token "
-        "bucket; throttled deletions are retried (the adapter honours `Retry-After`, the "
-        "executor backs off), never failed. Requests are counted by the emulator (listing pages, "
-        "token calls and 429 answers included). Memory is measured in a child process that only "
-        "runs the prune, planning every repository in turn.",
+        "bucket; throttled deletions are retried (the transport honours `Retry-After`, the "
+        "sweep backs off and requeues the repository), never failed. Requests are counted by "
+        "the emulator (listing pages, token calls and 429 answers included). Memory is measured "
+        "in a child process that only runs the prune, planning up to PRUNE_CONCURRENCY "
+        "repositories at once.",
     )
     return 0
 

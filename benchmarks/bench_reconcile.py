@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
 from retag.reconcile.job import reconcile_registry
-from retag.reconcile.plan import ReconcileReport
+from retag.reconcile.report import ReconcileReport
 from retag.settings import load_settings
 from tests.support.images import oci_image
 

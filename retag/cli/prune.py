@@ -29,7 +29,7 @@ from retag.cli.output import JsonStream
 if TYPE_CHECKING:
     from retag.cli.env import Context
     from retag.prune.job import Progress
-    from retag.prune.plan import PruneReport, RepositoryResult
+    from retag.prune.report import PruneReport, RepositoryResult
     from retag.registry import Registry
     from retag.settings import Settings
 
@@ -99,28 +99,10 @@ def settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def run_outcome(report: PruneReport, *, interrupted: bool = False) -> tuple[bool, str | None]:
-    """`(ok, error)` of a run. The one place that reads the report's failure fields: once the
-    engine's report carries `ok`/`error`/`interrupted` itself, this returns those."""
-    totals = report.totals()
-    if interrupted:
+    """`(ok, error)` of a run: the report's own (`PruneReport.ok`/`error`), or interrupted."""
+    if interrupted and not report.interrupted:
         return False, "interrupted: the report shows what was done before Ctrl-C"
-    if report.catalog_error:
-        return False, report.catalog_error
-    unreadable = [r for r in report.repositories if r.error]
-    if unreadable:
-        first = unreadable[0]
-        return (
-            False,
-            f"{len(unreadable)} repository(ies) unreadable: {first.repository}: {first.error}",
-        )
-    if totals["failed"]:
-        return False, f"{totals['failed']} deletion(s) failed"
-    if not report.complete:
-        return False, (
-            f"time box reached: {totals['remaining']} deletion(s) and "
-            f"{totals['unvisited_repositories']} repository(ies) left for the next run"
-        )
-    return True, None
+    return report.ok, report.error
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -132,7 +114,7 @@ def execute(args: argparse.Namespace, settings: Settings, registry: Registry) ->
     from datetime import UTC, datetime
 
     from retag.prune.job import prune_with_settings
-    from retag.prune.plan import PruneReport
+    from retag.prune.report import PruneReport
 
     settings = settings_for(args, settings)
     mode: Literal["dry-run", "delete"] = "delete" if settings.prune.mode == "delete" else "dry-run"
@@ -153,8 +135,8 @@ def execute(args: argparse.Namespace, settings: Settings, registry: Registry) ->
         )
     except KeyboardInterrupt:
         interrupted = True
-        report = PruneReport(mode=mode, started_at=started, repositories=done)
-        report.duration_seconds = (datetime.now(UTC) - started).total_seconds()
+        report = PruneReport(mode=mode, started_at=started, repositories=done, interrupted=True)
+        report.duration_s = (datetime.now(UTC) - started).total_seconds()
     finally:
         if progress is not None:
             progress.close()

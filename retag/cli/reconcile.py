@@ -17,7 +17,7 @@ from retag.reconcile.job import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION
 
 if TYPE_CHECKING:
     from retag.cli.env import Context
-    from retag.reconcile.plan import ReconcileReport
+    from retag.reconcile.report import ReconcileReport
     from retag.registry import Registry
     from retag.settings import Settings
 
@@ -60,25 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_outcome(report: ReconcileReport, *, interrupted: bool = False) -> tuple[bool, str | None]:
-    """`(ok, error)` of a run. The one place that reads the report's failure fields: once the
-    engine's report carries `ok`/`error`/`interrupted` itself, this returns those."""
-    if interrupted:
+    """`(ok, error)` of a run: the report's own (`ReconcileReport.ok`/`error`), or interrupted."""
+    if interrupted and not report.interrupted:
         return False, "interrupted: the report shows what was done before Ctrl-C"
-    if report.error:
-        return False, report.error
-    failed = [r for r in report.repositories if r.status == "failed"]
-    if failed:
-        return (
-            False,
-            f"{len(failed)} repository(ies) failed: {failed[0].repository}: {failed[0].reason}",
-        )
-    if not report.complete:
-        reached = report.counts["not-reached"]
-        return False, (
-            f"time box reached: {reached} repository(ies) not reached"
-            + (f"; {report.unlisted}" if report.unlisted else "")
-        )
-    return True, None
+    return report.ok, report.error
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -90,7 +75,7 @@ def execute(args: argparse.Namespace, settings: Settings, registry: Registry) ->
     from datetime import UTC, datetime
 
     from retag.reconcile.job import reconcile_registry
-    from retag.reconcile.plan import ReconcileReport
+    from retag.reconcile.report import ReconcileReport
 
     mode: Literal["dry-run", "apply"] = "dry-run" if args.mode == "dry-run" else "apply"
     started = datetime.now(UTC)
@@ -107,7 +92,9 @@ def execute(args: argparse.Namespace, settings: Settings, registry: Registry) ->
     except KeyboardInterrupt:
         # The engine's own partial report replaces this once it catches Ctrl-C itself.
         interrupted = True
-        report = ReconcileReport(mode=mode, started_at=started, max_duration=args.max_duration)
+        report = ReconcileReport(
+            mode=mode, started_at=started, max_duration=args.max_duration, interrupted=True
+        )
         report.duration_s = (datetime.now(UTC) - started).total_seconds()
     interrupted = interrupted or bool(getattr(report, "interrupted", False))
     ok, error = run_outcome(report, interrupted=interrupted)

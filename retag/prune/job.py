@@ -1,16 +1,14 @@
-"""The prune executor: list, plan and execute repository by repository, time-boxed.
+"""The prune job: per repository, list, plan and delete, on the one catalog sweep (`retag.sweep`).
 
-- Streams repositories from `registry.list_repositories()`; only one repository's listings and
-  plan are in memory at a time.
-- Deletions run on a thread pool of at most `concurrency` workers. The coordinating (main) thread
-  owns all state; workers only make the registry call.
-- Throttling is normal: the adapter retries 429/5xx itself (honouring `Retry-After`) and raises
-  `TransientRegistryError` when it gives up. Here that halves the number of deletions in flight
-  (AIMD: +1 per window of successes, halved on throttling), pauses every worker with an exponential
-  back-off, and puts the deletion back in the queue. A deletion is failed only after
-  `max_attempts` transient errors in a row, or on a permanent error; a failure never aborts the run.
-- Time box: no deletion starts after `max_duration`; what is left is reported as `remaining` (and
-  repositories not reached as `unvisited`); the next run continues, since pruning is idempotent.
+- The sweep streams the catalog and runs one `_RepositoryJob` per repository in scope on its
+  bounded pool; only the repositories in flight have their listings and plan in memory.
+- Throttling is normal: the transport retries a request (429/5xx, honouring `Retry-After`) and
+  raises `TransientRegistryError` when it gives up. That ends the repository's attempt; the sweep
+  backs off (AIMD window + shared pause) and requeues it, and the job resumes where it stopped
+  (listings already read are not read again, deletions done are not redone).
+- Time box: no deletion starts after `max_duration`; what is left is reported as `remaining`
+  (and repositories not reached as `unvisited`); the run is then not ok, and the next run
+  continues, since pruning is idempotent.
 - Order inside a repository: tag deletions (oldest first), then untagged manifests wave by wave
   (an index before its children). Right before deleting a manifest, its properties are read again
   and it is kept if it gained a tag or a lock; a manifest whose tag or parent deletion did not
@@ -20,30 +18,28 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar, cast
+from typing import TYPE_CHECKING, Literal, TypeGuard, cast
 
-from retag.logline import describe_error
+from retag.logline import LOGGER, describe_error, line
 from retag.prune.plan import (
     INDEX_MEDIA_TYPES,
     MAY_HAVE_SUBJECT,
     Deletion,
-    Failure,
     KeepReason,
     Kept,
     PrunePolicy,
-    PruneReport,
     RepositoryPlan,
-    RepositoryResult,
     inspect_manifest,
     plan_repository,
 )
+from retag.prune.report import Failure, PruneReport, RepositoryResult
 from retag.registry import (
     ConflictError,
     ManifestInfo,
@@ -53,18 +49,23 @@ from retag.registry import (
     RegistryError,
     TagInfo,
     TransientRegistryError,
+    tally_requests,
 )
+from retag.sweep import Context, SweepPolicy, emit, level_of, raise_if_failed, sweep
 
 if TYPE_CHECKING:
     from retag.settings import Settings
 
 Mode = Literal["dry-run", "delete"]
-_T = TypeVar("_T")
+PAST_DUE = "the timer is past due; running now"
+_ENABLE = " (set PRUNE_MODE=dry-run or delete to enable)"
+DENIED_IN_A_ROW = 5
+"""After this many permission refusals in a row, the rest of the repository is not asked."""
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Reported to the progress callback (from the coordinating thread)."""
+    """Reported to the progress callback after each deletion (calls are serialised)."""
 
     repository: str
     repositories_done: int
@@ -77,141 +78,108 @@ class Progress:
     elapsed_seconds: float
 
 
-# ------------------------------------------------------------------------------------------
-# Adaptive back-off
-# ------------------------------------------------------------------------------------------
-
-
-class AdaptiveLimiter:
-    """AIMD window on deletions in flight plus a shared pause after throttling.
-
-    Not thread-safe: only the coordinating thread uses it.
-    """
-
-    def __init__(
-        self,
-        max_in_flight: int,
-        clock: Callable[[], float],
-        *,
-        base_pause: float = 0.25,
-        max_pause: float = 30.0,
-    ) -> None:
-        if max_in_flight < 1:
-            raise ValueError("concurrency must be >= 1")
-        self.max_in_flight = max_in_flight
-        self.window = float(max_in_flight)
-        self.clock = clock
-        self.base_pause = base_pause
-        self.max_pause = max_pause
-        self.paused_until = 0.0
-        self.consecutive_throttles = 0
-        self.throttled = 0
-        self._last_decrease = -1e18
-
-    def allowed(self, in_flight: int) -> bool:
-        return in_flight < max(1, int(self.window)) and self.clock() >= self.paused_until
-
-    def on_success(self) -> None:
-        self.consecutive_throttles = 0
-        self.window = min(float(self.max_in_flight), self.window + 1.0 / self.window)
-
-    def on_throttled(self, started_at: float) -> None:
-        """A deletion started at `started_at` was throttled (or hit a transient error)."""
-        self.throttled += 1
-        if started_at < self._last_decrease:
-            return  # already reacted to this burst: its requests were all in flight together
-        now = self.clock()
-        self._last_decrease = now
-        self.consecutive_throttles += 1
-        self.window = max(1.0, self.window / 2)
-        pause = min(self.max_pause, self.base_pause * 2 ** (self.consecutive_throttles - 1))
-        self.paused_until = max(self.paused_until, now + pause)
-
-
-# ------------------------------------------------------------------------------------------
-# The run
-# ------------------------------------------------------------------------------------------
-
-
 @dataclass
-class _Task:
-    deletion: Deletion
-    attempts: int = 0
+class _Run:
+    """What every repository job of one run shares (guarded by `lock`)."""
+
+    registry: Registry
+    policy: PrunePolicy
+    mode: Mode
+    now: Callable[[], datetime]
+    progress: Callable[[Progress], None] | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    deleted_total: int = 0
+    failed_total: int = 0
+    repositories_done: int = 0
 
 
-@dataclass
-class _Outcome:
-    status: Literal["deleted", "kept", "transient", "failed"]
-    error: str = ""
-    reason: KeepReason | None = None
+class _RepositoryJob:
+    """One repository: list, plan (reading what the listing cannot tell), delete phase by phase.
+    Resumable: every step's result is kept, so a requeued attempt continues where it stopped."""
 
+    def __init__(self, run: _Run, repository: str) -> None:
+        self.shared = run
+        self.repository = repository
+        self.tags: list[TagInfo] | None = None
+        self.manifests: list[ManifestInfo] | None = None
+        self.inspected: set[str] = set()
+        self.plan: RepositoryPlan | None = None
+        self.queue: list[Deletion] = []
+        self.next = 0
+        self.deleted: list[Deletion] = []
+        self.kept: list[Kept] = []
+        self.failed: list[Failure] = []
+        self.succeeded: set[tuple[str, str]] = set()
+        self.denied_in_a_row = 0
+        self.requests = 0
+        self.duration = 0.0
+        self.stage = "listing"
 
-@dataclass
-class _RepoRun:
-    repository: str
-    deleted: list[Deletion] = field(default_factory=list)
-    kept: list[Kept] = field(default_factory=list)
-    failed: list[Failure] = field(default_factory=list)
-    remaining: list[Deletion] = field(default_factory=list)
-    succeeded: set[tuple[str, str]] = field(default_factory=set)
-    """(kind, name) of deletions that succeeded."""
-    consecutive_denied: int = 0
+    # -- the sweep's Job protocol ----------------------------------------------------------------
 
+    def run(self, ctx: Context) -> RepositoryResult:
+        started = time.monotonic()
+        try:
+            with tally_requests() as tally:
+                try:
+                    return self._run(ctx)
+                finally:
+                    self.requests += tally.count
+        finally:
+            self.duration += time.monotonic() - started
 
-class _Runner:
-    def __init__(
-        self,
-        registry: Registry,
-        policy: PrunePolicy,
-        *,
-        mode: Mode,
-        concurrency: int,
-        deadline: float,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        now: Callable[[], datetime],
-        progress: Callable[[Progress], None] | None,
-        max_attempts: int,
-    ) -> None:
-        self.registry = registry
-        self.policy = policy
-        self.mode = mode
-        self.concurrency = concurrency
-        self.deadline = deadline
-        self.clock = clock
-        self.sleep = sleep
-        self.now = now
-        self.progress = progress
-        self.max_attempts = max_attempts
-        self.limiter = AdaptiveLimiter(concurrency, clock)
-        self.started = clock()
-        self.deleted_total = 0
-        self.failed_total = 0
-        self.repositories_done = 0
-        self.timed_out = False
+    def give_up(self, error: str) -> RepositoryResult:
+        return self._result(error=f"{self.stage} failed: {error}")
 
-    def expired(self) -> bool:
-        if self.clock() >= self.deadline:
-            self.timed_out = True
-        return self.timed_out
+    def stop(self, reason: str) -> RepositoryResult:
+        return self._result()  # what was not deleted yet is `remaining`
 
-    # -- listing -----------------------------------------------------------------------------
+    # -- steps -----------------------------------------------------------------------------------
 
-    def _retrying(self, call: Callable[[], _T]) -> _T:
-        """A read (a whole listing, or one GET), retried with back-off while time remains."""
-        attempt = 0
-        while True:
+    def _run(self, ctx: Context) -> RepositoryResult:
+        registry = self.shared.registry
+        repository = self.repository
+        try:
+            if self.tags is None:
+                self.tags = ctx.call(lambda: list(registry.list_tags(repository)))
+                ctx.made_progress()
+            if self.manifests is None:
+                self.manifests = ctx.call(lambda: list(registry.list_manifests(repository)))
+                ctx.made_progress()
+        except NotFoundError:
+            return self._result()  # deleted meanwhile: nothing to prune
+        except TransientRegistryError:
+            raise
+        except RegistryError as exc:
+            return self._result(error=f"listing failed: {describe_error(exc)}")
+        if self.plan is None:
+            self.stage = "inspecting manifests"
             try:
-                return call()
+                self.plan = self._plan(ctx, self.tags, self.manifests)
             except TransientRegistryError:
-                attempt += 1
-                pause = min(30.0, 0.5 * 2 ** (attempt - 1))
-                if attempt >= self.max_attempts or self.clock() + pause >= self.deadline:
-                    raise
-                self.sleep(pause)
+                raise  # the sweep requeues this repository; manifests read are not read again
+            except RegistryError as exc:
+                return self._result(error=f"inspecting manifests failed: {describe_error(exc)}")
+            self.tags, self.manifests = [], []  # the plan holds what is needed
+            self.kept = list(self.plan.kept)
+            self.queue = list(self.plan.deletions)  # tags oldest first, then manifests by wave
+            self.stage = "deleting"
+        if self.shared.mode == "dry-run":
+            self.deleted = list(self.queue)
+            self.next = len(self.queue)
+            return self._result()
+        while self.next < len(self.queue):
+            if ctx.expired():
+                break  # the rest is `remaining`
+            deletion = self.queue[self.next]
+            self._delete(ctx, deletion)  # raises TransientRegistryError: requeued, resumes here
+            self.next += 1
+            ctx.made_progress()
+            self._progress(ctx)
+        return self._result()
 
     def _plan(
-        self, repository: str, tags: list[TagInfo], manifests: list[ManifestInfo]
+        self, ctx: Context, tags: list[TagInfo], manifests: list[ManifestInfo]
     ) -> RepositoryPlan:
         """Plan; with untagged deletion on, first read what the listing cannot tell.
 
@@ -220,31 +188,34 @@ class _Runner:
         (referrers are kept); then the plan is made again with what was learnt. Both modes do
         this, so dry-run shows exactly what delete mode would delete.
         """
-        now = self.now()
-        if not self.policy.untagged:
-            return plan_repository(repository, tags, manifests, self.policy, now)
+        now = self.shared.now()
+        policy = self.shared.policy
+        if not policy.untagged:
+            return plan_repository(self.repository, tags, manifests, policy, now)
         position = {m.digest: i for i, m in enumerate(manifests)}
-        inspected: set[str] = set()
+        registry = self.shared.registry
 
         def inspect(digest: str) -> None:
-            inspected.add(digest)
             index = position[digest]
             try:
-                manifest = self._retrying(lambda: self.registry.get_manifest(repository, digest))
+                manifest = ctx.call(lambda: registry.get_manifest(self.repository, digest))
             except NotFoundError:
                 manifests[index] = replace(manifests[index], media_type=None)  # gone: keep out
-                return
-            manifests[index] = inspect_manifest(manifests[index], manifest.raw)
+            else:
+                manifests[index] = inspect_manifest(manifests[index], manifest.raw)
+            self.inspected.add(digest)  # kept across a requeue: never read twice
+            ctx.made_progress()
 
         for m in list(manifests):
-            if m.media_type in INDEX_MEDIA_TYPES and not m.references:
+            indexed = m.media_type in INDEX_MEDIA_TYPES and not m.references
+            if indexed and m.digest not in self.inspected:
                 inspect(m.digest)
         while True:
-            plan = plan_repository(repository, tags, manifests, self.policy, now)
+            plan = plan_repository(self.repository, tags, manifests, policy, now)
             unread = [
                 d.digest
                 for d in plan.manifest_deletions
-                if d.digest not in inspected
+                if d.digest not in self.inspected
                 and manifests[position[d.digest]].media_type in MAY_HAVE_SUBJECT
             ]
             if not unread:
@@ -252,175 +223,113 @@ class _Runner:
             for digest in unread:
                 inspect(digest)
 
-    def prune_repository(self, pool: ThreadPoolExecutor, repository: str) -> RepositoryResult:
-        before = self.registry.requests_made
+    def _delete(self, ctx: Context, deletion: Deletion) -> None:
+        """Delete one item (a precondition may keep it); transient errors propagate."""
+        skip = self._precondition(deletion)
+        if skip is not None:
+            self.kept.append(_kept(deletion, skip))
+            return
         try:
-            tags = self._retrying(lambda: list(self.registry.list_tags(repository)))
-            manifests = self._retrying(lambda: list(self.registry.list_manifests(repository)))
+            reason = self._send(ctx, deletion)
+        except ConflictError:
+            reason = KeepReason.LOCKED  # locked after planning
+        except PermissionDeniedError as exc:
+            self._fail(f"permission denied: {describe_error(exc)}")
+            return
         except NotFoundError:
-            return RepositoryResult(repository, requests=self.registry.requests_made - before)
+            reason = None  # the tag is already gone: what we wanted (idempotent)
+        except TransientRegistryError:
+            raise  # the sweep requeues this repository; it resumes with this deletion
         except RegistryError as exc:
-            return RepositoryResult(
-                repository,
-                error=f"listing failed: {describe_error(exc)}",
-                requests=self.registry.requests_made - before,
-            )
+            self._fail(describe_error(exc))
+            return
+        self.denied_in_a_row = 0
+        if reason is not None:
+            self.kept.append(_kept(deletion, reason))
+            return
+        self.deleted.append(deletion)
+        self.succeeded.add((deletion.kind, deletion.name))
+        with self.shared.lock:
+            self.shared.deleted_total += 1
+
+    def _send(self, ctx: Context, deletion: Deletion) -> KeepReason | None:
+        registry = self.shared.registry
+        repository = self.repository
+        if deletion.kind == "tag":
+            ctx.call(lambda: registry.delete_tag(repository, deletion.name))
+            return None
         try:
-            plan = self._plan(repository, tags, manifests)
-        except RegistryError as exc:
-            return RepositoryResult(
-                repository,
-                error=f"inspecting manifests failed: {describe_error(exc)}",
-                requests=self.registry.requests_made - before,
-            )
-        del tags, manifests
-        run = _RepoRun(repository, kept=list(plan.kept))
-        if self.mode == "dry-run":
-            run.deleted = list(plan.deletions)
-        elif plan.deletions and self.expired():
-            run.remaining = list(plan.deletions)
-        else:
-            phases: list[list[Deletion]] = [list(plan.tag_deletions)]
-            for deletion in plan.manifest_deletions:
-                while len(phases) <= deletion.wave + 1:
-                    phases.append([])
-                phases[deletion.wave + 1].append(deletion)
-            for phase in phases:
-                if phase:
-                    self._run_phase(pool, run, phase, len(plan.deletions))
-        order = {(d.kind, d.name): i for i, d in enumerate(plan.deletions)}
-        run.deleted.sort(key=lambda d: order[d.kind, d.name])
-        run.failed.sort(key=lambda f: order[f.item.kind, f.item.name])
-        return RepositoryResult(
-            repository,
-            deleted=tuple(run.deleted),
-            kept=tuple(run.kept),
-            failed=tuple(run.failed),
-            remaining=tuple(run.remaining),
-            requests=self.registry.requests_made - before,
-        )
+            info = ctx.call(lambda: registry.get_manifest_info(repository, deletion.digest))
+        except NotFoundError:
+            return KeepReason.GONE
+        if info.tags:
+            return KeepReason.GAINED_TAG
+        if info.locked:
+            return KeepReason.MANIFEST_LOCKED
+        try:
+            ctx.call(lambda: registry.delete_manifest(repository, deletion.digest))
+        except NotFoundError:
+            return KeepReason.GONE
+        return None
 
-    # -- deleting ----------------------------------------------------------------------------
-
-    def _run_phase(
-        self, pool: ThreadPoolExecutor, run: _RepoRun, phase: list[Deletion], planned: int
-    ) -> None:
-        queue: deque[_Task] = deque(_Task(d) for d in phase)
-        in_flight: dict[Future[_Outcome], tuple[_Task, float]] = {}
-        while queue or in_flight:
-            while queue and not self.expired() and self.limiter.allowed(len(in_flight)):
-                task = queue.popleft()
-                skip = self._precondition(run, task.deletion)
-                if skip is not None:
-                    run.kept.append(_kept(task.deletion, skip))
-                    continue
-                task.attempts += 1
-                future = pool.submit(self._delete, run.repository, task.deletion)
-                in_flight[future] = (task, self.clock())
-            if not in_flight:
-                if queue and self.expired():
-                    run.remaining.extend(t.deletion for t in queue)
-                    queue.clear()
-                elif queue:  # paused after throttling
-                    wake = min(self.limiter.paused_until, self.deadline) - self.clock()
-                    self.sleep(max(0.001, wake))
-                continue
-            timeout = None
-            pause_left = self.limiter.paused_until - self.clock()
-            if queue and pause_left > 0:  # wake up when the pause ends to start more
-                timeout = pause_left
-            done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
-                task, started = in_flight.pop(future)
-                self._record(run, task, started, future.result(), queue)
-                if self.progress is not None:
-                    self.progress(
-                        Progress(
-                            run.repository,
-                            self.repositories_done,
-                            planned,
-                            len(run.deleted) + len(run.failed) + len(run.kept),
-                            self.deleted_total,
-                            self.failed_total,
-                            self.clock() - self.started,
-                        )
-                    )
-
-    def _precondition(self, run: _RepoRun, deletion: Deletion) -> KeepReason | None:
+    def _precondition(self, deletion: Deletion) -> KeepReason | None:
         """A manifest goes only once its tags and the indexes above it are gone."""
         if deletion.kind != "manifest":
             return None
-        if any(("manifest", parent) not in run.succeeded for parent in deletion.parents):
+        if any(("manifest", parent) not in self.succeeded for parent in deletion.parents):
             return KeepReason.REFERENCED_BY_INDEX
-        if any(("tag", tag) not in run.succeeded for tag in deletion.tags):
+        if any(("tag", tag) not in self.succeeded for tag in deletion.tags):
             return KeepReason.TAGGED
         return None
 
-    def _record(
-        self, run: _RepoRun, task: _Task, started: float, outcome: _Outcome, queue: deque[_Task]
-    ) -> None:
-        deletion = task.deletion
-        if outcome.status == "deleted":
-            self.limiter.on_success()
-            run.consecutive_denied = 0
-            run.deleted.append(deletion)
-            run.succeeded.add((deletion.kind, deletion.name))
-            self.deleted_total += 1
-        elif outcome.status == "kept":
-            self.limiter.on_success()
-            assert outcome.reason is not None
-            run.kept.append(_kept(deletion, outcome.reason))
-        elif outcome.status == "transient":
-            self.limiter.on_throttled(started)
-            if task.attempts < self.max_attempts:
-                queue.append(task)
-            else:
-                self._fail(
-                    run, deletion, f"{outcome.error} (gave up after {task.attempts} attempts)"
+    def _fail(self, error: str) -> None:
+        deletion = self.queue[self.next]
+        self.failed.append(Failure(deletion, error))
+        with self.shared.lock:
+            self.shared.failed_total += 1
+        if not error.startswith("permission denied"):
+            self.denied_in_a_row = 0
+            return
+        self.denied_in_a_row += 1
+        if self.denied_in_a_row >= DENIED_IN_A_ROW:  # this identity cannot delete here
+            rest = self.queue[self.next + 1 :]
+            self.failed.extend(Failure(d, error + " (not attempted)") for d in rest)
+            with self.shared.lock:
+                self.shared.failed_total += len(rest)
+            self.next = len(self.queue) - 1  # the loop steps past the end
+
+    def _progress(self, ctx: Context) -> None:
+        if self.shared.progress is None:
+            return
+        with self.shared.lock:
+            self.shared.progress(
+                Progress(
+                    self.repository,
+                    self.shared.repositories_done,
+                    len(self.queue),
+                    self.next,
+                    self.shared.deleted_total,
+                    self.shared.failed_total,
+                    ctx.elapsed(),
                 )
-        else:
-            self._fail(run, deletion, outcome.error)
-            if outcome.error.startswith("permission denied"):
-                run.consecutive_denied += 1
-                if run.consecutive_denied >= 5:  # this identity cannot delete here: stop asking
-                    while queue:
-                        self._fail(
-                            run, queue.popleft().deletion, outcome.error + " (not attempted)"
-                        )
+            )
 
-    def _fail(self, run: _RepoRun, deletion: Deletion, error: str) -> None:
-        run.failed.append(Failure(deletion, error))
-        self.failed_total += 1
-
-    def _delete(self, repository: str, deletion: Deletion) -> _Outcome:
-        """Runs on a worker thread: registry calls only, no shared state."""
-        try:
-            if deletion.kind == "tag":
-                self.registry.delete_tag(repository, deletion.name)
-                return _Outcome("deleted")
-            try:
-                info = self.registry.get_manifest_info(repository, deletion.digest)
-            except NotFoundError:
-                return _Outcome("kept", reason=KeepReason.GONE)
-            if info.tags:
-                return _Outcome("kept", reason=KeepReason.GAINED_TAG)
-            if info.locked:
-                return _Outcome("kept", reason=KeepReason.MANIFEST_LOCKED)
-            try:
-                self.registry.delete_manifest(repository, deletion.digest)
-            except NotFoundError:
-                return _Outcome("kept", reason=KeepReason.GONE)
-            return _Outcome("deleted")
-        except NotFoundError:
-            return _Outcome("deleted")  # the tag is already gone: what we wanted (idempotent)
-        except ConflictError:
-            return _Outcome("kept", reason=KeepReason.LOCKED)  # locked after planning
-        except TransientRegistryError as exc:
-            return _Outcome("transient", describe_error(exc))
-        except PermissionDeniedError as exc:
-            return _Outcome("failed", f"permission denied: {describe_error(exc)}")
-        except Exception as exc:  # one failed deletion never aborts the run
-            return _Outcome("failed", describe_error(exc))
+    def _result(self, *, error: str | None = None) -> RepositoryResult:
+        remaining = self.queue[self.next :]
+        order = {(d.kind, d.name): i for i, d in enumerate(self.queue)}
+        with self.shared.lock:
+            self.shared.repositories_done += 1
+        return RepositoryResult(
+            self.repository,
+            deleted=tuple(sorted(self.deleted, key=lambda d: order.get((d.kind, d.name), 0))),
+            kept=tuple(self.kept),
+            failed=tuple(sorted(self.failed, key=lambda f: order[f.item.kind, f.item.name])),
+            remaining=tuple(remaining),
+            error=error,
+            requests=self.requests,
+            mode=self.shared.mode,
+            duration_ms=round(self.duration * 1000, 1),
+        )
 
 
 def _kept(deletion: Deletion, reason: KeepReason) -> Kept:
@@ -461,55 +370,47 @@ def prune_registry(
 
     `now` is the wall clock ages are measured against (a datetime, or a callable read once per
     repository; default: the system clock, UTC). `clock`/`sleep` drive the time box and back-off.
-    `on_repository` is called with each repository's full result as soon as it is done.
-    `keep_items=False` keeps, per repository, only counts and the deleted, locked, failed and
-    remaining items in the report: memory stays bounded by the largest repository (the timer,
-    the CLI table, and the CLI's `--json`, which streams each repository through `on_repository`).
+    `on_repository` is called with each repository's full result, in catalog order, as soon as
+    it and those before it are done. `max_attempts`: attempts of one repository in a row without
+    progress before it fails. `keep_items=False` keeps, per repository, only counts and the
+    deleted, locked, failed and remaining items in the report: memory stays bounded by the
+    repositories in flight (the timer, the CLI table, and the CLI's `--json`, which streams each
+    repository through `on_repository`). Ctrl-C returns the partial report, `interrupted=True`.
     """
     if mode not in ("dry-run", "delete"):
         raise ValueError(f"mode must be 'dry-run' or 'delete', got {mode!r}")
-    if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
     if isinstance(now, datetime):
         fixed = now
         read_now: Callable[[], datetime] = lambda: fixed  # noqa: E731
     else:
         read_now = now or (lambda: datetime.now(UTC))
-    selected = _repository_filter(repositories)
-    start = clock()
-    report = PruneReport(mode=mode, started_at=read_now())
-    requests_before = registry.requests_made
-    runner = _Runner(
-        registry,
-        policy,
-        mode=mode,
-        concurrency=concurrency,
-        deadline=start + max_duration.total_seconds(),
+    run = _Run(registry, policy, mode, read_now, progress)
+    report = PruneReport(mode=mode, started_at=read_now(), max_duration=max_duration)
+
+    def collect(result: RepositoryResult) -> None:
+        # In the report first: a Ctrl-C while `on_repository` writes cannot lose the result.
+        report.repositories.append(result if keep_items else result.summarised())
+        if on_repository is not None:
+            on_repository(result)  # every item; the report keeps only summaries
+
+    outcome = sweep(
+        registry.list_repositories,
+        lambda repository: _RepositoryJob(run, repository),
+        selected=_repository_filter(repositories),
+        policy=SweepPolicy(concurrency, max_duration, max_attempts),
         clock=clock,
         sleep=sleep,
-        now=read_now,
-        progress=progress,
-        max_attempts=max_attempts,
+        on_result=collect,
     )
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="prune") as pool:
-        try:
-            for repository in registry.list_repositories():
-                if not selected(repository):
-                    continue
-                if runner.expired():
-                    report.unvisited.append(repository)
-                    continue
-                result = runner.prune_repository(pool, repository)
-                runner.repositories_done += 1
-                if on_repository is not None:
-                    on_repository(result)  # every item, before the report keeps only summaries
-                report.repositories.append(result if keep_items else result.summarised())
-        except RegistryError as exc:
-            report.catalog_error = f"listing repositories failed: {describe_error(exc)}"
-    report.timed_out = runner.timed_out
-    report.duration_seconds = clock() - start
-    report.requests = registry.requests_made - requests_before
-    report.throttled = runner.limiter.throttled
+    report.unvisited = list(outcome.not_reached)
+    # Cut by the time box or not, a catalog not listed to the end is a run that did not do what
+    # it was asked (the repositories after the cut were never even seen).
+    report.catalog_error = outcome.catalog_error or outcome.unlisted
+    report.interrupted = outcome.interrupted
+    report.timed_out = outcome.timed_out or any(r.remaining for r in report.repositories)
+    report.duration_s = outcome.duration_s
+    report.requests = outcome.requests
+    report.throttled = outcome.throttled
     return report
 
 
@@ -523,18 +424,21 @@ def run_scheduled_prune(
     registry: Registry | Callable[[], Registry],
     *,
     past_due: bool,
-    log: Callable[[str], None],
+    log: logging.Logger | Callable[[str], None] = LOGGER,
     now: datetime | Callable[[], datetime] | None = None,
 ) -> PruneReport:
-    """The `prune_tags` timer: honours PRUNE_MODE, logs one line per repository and one per run.
+    """The `prune_tags` timer: honours PRUNE_MODE, logs one line per repository and one per run
+    (a Logger gets them at the level of their outcome: ERROR when not ok).
 
-    `registry` may be a factory: with PRUNE_MODE=off it is never called.
+    `registry` may be a factory: with PRUNE_MODE=off it is never called. The caller raises
+    (`raise_if_failed`) when the report is not ok, after this has logged it.
     """
     prune = settings.prune
     if past_due:
-        log("prune timer is past due; running now")
+        emit(log, logging.INFO, line("prune-timer", {"past_due": True, "message": PAST_DUE}))
     if prune.mode == "off":
-        log("prune run mode=off: skipped (set PRUNE_MODE=dry-run or delete to enable)")
+        off = {"mode": "off", "ok": True, "reason": "PRUNE_MODE=off: skipped" + _ENABLE}
+        emit(log, logging.INFO, line("prune", off))
         return PruneReport(mode="off", started_at=datetime.now(UTC))
     client = registry if _is_registry(registry) else cast("Callable[[], Registry]", registry)()
     mode: Mode = prune.mode
@@ -543,9 +447,9 @@ def run_scheduled_prune(
         settings,
         mode=mode,
         now=now,
-        on_repository=lambda result: log(result.log_line(mode)),
+        on_repository=lambda r: emit(log, level_of(r.ok), r.log_line()),
     )
-    log(report.log_line())
+    emit(log, level_of(report.ok), report.log_line())
     return report
 
 
@@ -559,7 +463,7 @@ def prune_with_settings(
     on_repository: Callable[[RepositoryResult], None] | None = None,
 ) -> PruneReport:
     """One run with the policy, scope, concurrency and time box the PRUNE_* and RETAG_* settings
-    describe: what the timer and `python -m retag prune` both run. The report keeps summaries
+    describe: what the timer and `acr-retag prune` both run. The report keeps summaries
     only (`keep_items=False`); every item reaches `on_repository`."""
     prune = settings.prune
     return prune_registry(
@@ -576,14 +480,19 @@ def prune_with_settings(
     )
 
 
+run = prune_with_settings
+"""`retag.prune.job.run`: the one entry (settings in, report out)."""
+
+
 def _is_registry(candidate: object) -> TypeGuard[Registry]:
     return hasattr(candidate, "list_repositories") and hasattr(candidate, "delete_tag")
 
 
 __all__ = [
-    "AdaptiveLimiter",
     "Progress",
     "prune_registry",
     "prune_with_settings",
+    "raise_if_failed",
+    "run",
     "run_scheduled_prune",
 ]

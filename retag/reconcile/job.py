@@ -1,35 +1,29 @@
-"""The reconciliation engine: stream the catalog, decide per source tag, add the missing tags.
+"""The reconciliation job: per repository, decide per source tag and add the missing tags, on the
+one catalog sweep (`retag.sweep`).
 
-`reconcile_registry` streams the catalog, and per repository and source tag makes ONE `get_tag`
-and ONE filtered `list_tags(digest=...)`; the decision is `retag.reconcile.plan_repository` (pure).
-In apply mode it creates the missing tag with the same engine as the event path
-(`retag.tagging.add_generated_tag`). It never moves or deletes a tag. Bounded concurrency,
-back-off on throttling, time-boxed; re-running is idempotent, so the next run continues where
-this one stopped. `run_scheduled_reconcile` is what the `reconcile_tags` timer function calls.
+Per repository and source tag: ONE `get_tag` and ONE filtered `list_tags(digest=...)`; the
+decision is `retag.reconcile.plan.plan_repository` (pure). In apply mode the missing tag is created
+with the same engine as the event path (`retag.tagging.add_generated_tag`). It never moves or
+deletes a tag. The sweep runs repositories on a bounded pool, backs off on throttling (AIMD window
++ shared pause) and requeues a repository whose attempt hit a transient error (it resumes at the
+source tag that failed); no repository starts after the time box, and re-running is idempotent,
+so the next run continues where this one stopped. `run_scheduled_reconcile` is what the
+`reconcile_tags` timer function calls.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from retag.logline import describe_error
-from retag.reconcile.plan import (
-    Mode,
-    ReconcileReport,
-    RepositoryResult,
-    SourceStatus,
-    SourceTagResult,
-    plan_repository,
-)
+from retag.logline import LOGGER, describe_error, line
+from retag.reconcile.plan import Mode, SourceStatus, plan_repository
+from retag.reconcile.report import ReconcileReport, RepositoryResult, SourceTagResult
 from retag.registry import (
     ConflictError,
     NotFoundError,
@@ -39,6 +33,7 @@ from retag.registry import (
     TransientRegistryError,
 )
 from retag.settings import format_duration
+from retag.sweep import Context, SweepPolicy, emit, level_of, raise_if_failed, sweep
 from retag.timeutil import as_utc
 
 if TYPE_CHECKING:
@@ -47,8 +42,6 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_DURATION = timedelta(minutes=8)
 """Below the 15-minute default schedule and the Functions timeout; the next run continues."""
-
-_logger = logging.getLogger(__name__)
 
 
 def reconcile_registry(
@@ -64,200 +57,121 @@ def reconcile_registry(
     sleep: Callable[[float], None] = time.sleep,
     retry_delay: float = 1.0,
     max_retry_delay: float = 30.0,
-    max_attempts: int = 5,
+    max_attempts: int = 6,
 ) -> ReconcileReport:
     """Reconcile every repository in scope; never raises for registry errors (see the report).
 
     In scope: `settings.retag.in_scope(repository)` and, when given, `repository_filter` (full
-    match). Per repository and source tag: one `get_tag` (absent: nothing more) and one
-    `list_tags(digest=...)`; in apply mode one `add_generated_tag` when the tag is missing.
-    `now` (default: the current time) is the reference for the grace period. Repositories run on
-    `concurrency` threads; `TransientRegistryError` (after the adapter's own retries) is retried
-    with exponential back-off (from `retry_delay`, at most `max_retry_delay`, jittered) up to
-    `max_attempts`, within the time box; the pause is shared, so while the registry throttles
-    every worker slows down, not only the one that was refused. No
-    repository starts after `max_duration`: the rest are reported `not-reached`.
+    match). `now` (default: the current time) is the reference for the grace period. The sweep
+    runs repositories on `concurrency` threads; a repository whose attempt hits a
+    `TransientRegistryError` (after the transport's own retries) is requeued behind the shared
+    back-off (from `retry_delay`, at most `max_retry_delay`), failing after `max_attempts`
+    attempts in a row without progress or when the time box would pass first. No repository
+    starts after `max_duration`: the rest are reported `not-reached` (and the run is not ok).
+    Ctrl-C returns the partial report, `interrupted=True`.
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    engine = _Engine(
-        registry=registry,
-        settings=settings,
-        mode=mode,
-        repository_filter=repository_filter,
-        now=as_utc(now) if now is not None else datetime.now(UTC),
-        monotonic=monotonic,
+    reference = as_utc(now) if now is not None else datetime.now(UTC)
+    shared = _Run(registry, settings, mode, reference)
+
+    def selected(repository: str) -> bool:
+        if not settings.retag.in_scope(repository):
+            return False
+        return repository_filter is None or bool(repository_filter.fullmatch(repository))
+
+    outcome = sweep(
+        registry.list_repositories,
+        lambda repository: _RepositoryJob(shared, repository),
+        selected=selected,
+        policy=SweepPolicy(concurrency, max_duration, max_attempts, retry_delay, max_retry_delay),
+        clock=monotonic,
         sleep=sleep,
-        retry_delay=retry_delay,
-        max_retry_delay=max_retry_delay,
-        max_attempts=max_attempts,
-        deadline=monotonic() + max_duration.total_seconds(),
     )
-    return engine.run(concurrency, max_duration)
+    report = ReconcileReport(mode=mode, started_at=reference, max_duration=max_duration)
+    late = f"time box of {format_duration(max_duration)} over; the next run continues"
+    report.repositories = [
+        *outcome.results,
+        *(RepositoryResult(name, "not-reached", late) for name in outcome.not_reached),
+    ]
+    report.excluded = outcome.excluded
+    report.catalog_error = outcome.catalog_error
+    report.unlisted = outcome.unlisted
+    report.interrupted = outcome.interrupted
+    report.requests = outcome.requests
+    report.throttled = outcome.throttled
+    report.duration_s = outcome.duration_s
+    return report
 
 
-@dataclass
-class _Engine:
+@dataclass(frozen=True)
+class _Run:
     registry: Registry
     settings: Settings
     mode: Mode
-    repository_filter: re.Pattern[str] | None
     now: datetime
-    monotonic: Callable[[], float]
-    sleep: Callable[[float], None]
-    retry_delay: float
-    max_retry_delay: float
-    max_attempts: int
-    deadline: float
-    _random: random.Random = field(default_factory=random.Random)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _resume_at: float = 0.0
-    """Shared back-off: no attempt starts before this (monotonic) time."""
 
-    def in_scope(self, repository: str) -> bool:
-        if not self.settings.retag.in_scope(repository):
-            return False
-        return self.repository_filter is None or bool(self.repository_filter.fullmatch(repository))
 
-    def run(self, concurrency: int, max_duration: timedelta) -> ReconcileReport:
-        started = self.monotonic()
-        requests_before = self.registry.requests_made
-        report = ReconcileReport(mode=self.mode, started_at=self.now, max_duration=max_duration)
-        entries: list[Future[RepositoryResult] | RepositoryResult] = []
-        slots = threading.BoundedSemaphore(concurrency)
-        stopped = False
-        with ThreadPoolExecutor(concurrency, thread_name_prefix="reconcile") as pool:
-            try:
-                for repository in self._catalog():
-                    if not self.in_scope(repository):
-                        report.excluded += 1
-                        continue
-                    if not stopped:
-                        slots.acquire()
-                        stopped = self.monotonic() >= self.deadline
-                        if stopped:
-                            slots.release()
-                    if stopped:
-                        entries.append(
-                            RepositoryResult(
-                                repository,
-                                "not-reached",
-                                f"time box of {format_duration(max_duration)} over; the next run"
-                                " continues",
-                            )
-                        )
-                        continue
-                    future = pool.submit(self.repository, repository)
-                    future.add_done_callback(lambda _: slots.release())
-                    entries.append(future)
-            except Exception as error:  # the report says what happened; the run never crashes
-                if stopped:
-                    # The time box is over anyway: repositories not listed yet are simply not
-                    # reached, which the next run covers.
-                    report.unlisted = f"catalog listing stopped: {describe_error(error)}"
-                else:
-                    if not isinstance(error, RegistryError):
-                        _logger.exception("listing repositories failed unexpectedly")
-                    report.error = f"listing repositories failed: {describe_error(error)}"
-        report.repositories = [
-            entry.result() if isinstance(entry, Future) else entry for entry in entries
-        ]
-        report.requests = self.registry.requests_made - requests_before
-        report.duration_s = self.monotonic() - started
-        return report
+class _RepositoryJob:
+    """One repository, source tag by source tag; resumes at the source tag that failed."""
 
-    def _catalog(self) -> Iterator[str]:
-        """Stream the catalog; after a transient failure, list again and skip names seen."""
-        seen: set[str] = set()
-        attempt = 0
-        while True:
-            try:
-                for repository in self.registry.list_repositories():
-                    if repository not in seen:
-                        seen.add(repository)
-                        yield repository
-                return
-            except TransientRegistryError:
-                attempt += 1
-                if not self._backoff(attempt):
-                    raise
+    def __init__(self, shared: _Run, repository: str) -> None:
+        self.shared = shared
+        self.repository = repository
+        self.pending = list(shared.settings.retag.source_tags)
+        self.done: list[SourceTagResult] = []
+        self.attempts = 0
+        """Attempts of the first pending source tag."""
+        self.duration = 0.0
 
-    def _backoff(self, attempt: int) -> bool:
-        """Pause before retry `attempt + 1`; False when out of attempts or of time."""
-        if attempt >= self.max_attempts:
-            return False
-        delay = min(self.max_retry_delay, self.retry_delay * 2 ** (attempt - 1))
-        delay *= 1 + self._random.random() / 2
-        now = self.monotonic()
-        if now + delay >= self.deadline:
-            return False
-        with self._lock:
-            self._resume_at = max(self._resume_at, now + delay)
-        self._pace()
-        return True
-
-    def _pace(self) -> None:
-        """Wait out the shared back-off (never past the deadline)."""
-        while True:
-            with self._lock:
-                resume_at = self._resume_at
-            wait = min(resume_at, self.deadline) - self.monotonic()
-            if wait <= 0:
-                return
-            self.sleep(wait)
-
-    def repository(self, repository: str) -> RepositoryResult:
-        started = self.monotonic()
-        sources = [
-            self._source_with_retry(repository, tag) for tag in self.settings.retag.source_tags
-        ]
-        duration_ms = int((self.monotonic() - started) * 1000)
-        return RepositoryResult.from_sources(repository, sources, duration_ms)
-
-    def _source_with_retry(self, repository: str, source_tag: str) -> SourceTagResult:
-        attempt = 0
-        while True:
-            attempt += 1
-            self._pace()
-            try:
-                result = self._source(repository, source_tag)
-            except TransientRegistryError as error:
-                if self._backoff(attempt):
-                    continue
-                return SourceTagResult(
-                    source_tag,
-                    "failed",
-                    reason=(
-                        f"registry busy or unavailable after {attempt} attempt(s):"
-                        f" {describe_error(error)}; the next run retries"
-                    ),
-                    attempts=attempt,
-                )
-            except Exception as error:  # one repository never aborts the run
-                _logger.exception("reconcile %s:%s failed unexpectedly", repository, source_tag)
-                return SourceTagResult(
-                    source_tag,
-                    "failed",
-                    reason=f"unexpected error: {describe_error(error)}",
-                    attempts=attempt,
-                )
-            if attempt == 1:
-                return result
-            return SourceTagResult(
-                result.source_tag,
-                result.status,
-                result.digest,
-                result.updated_on,
-                result.tag,
-                result.reason,
-                attempt,
-            )
-
-    def _source(self, repository: str, source_tag: str) -> SourceTagResult:
-        registry = self.registry
+    def run(self, ctx: Context) -> RepositoryResult:
+        started = time.monotonic()
         try:
-            source = registry.get_tag(repository, source_tag)
-            tags_on_digest = list(registry.list_tags(repository, digest=source.digest))
+            while self.pending:
+                self.attempts += 1
+                result = self._source(ctx, self.pending[0])
+                if self.attempts > 1:
+                    result = replace(result, attempts=self.attempts)
+                self.done.append(result)
+                self.pending.pop(0)
+                self.attempts = 0
+                ctx.made_progress()
+        finally:
+            self.duration += time.monotonic() - started
+        return self._result()
+
+    def give_up(self, error: str) -> RepositoryResult:
+        if error.startswith("unexpected error"):
+            reason = error
+        else:
+            reason = f"registry busy or unavailable: {error}; the next run retries"
+        for tag in self.pending:
+            self.done.append(SourceTagResult(tag, "failed", reason=reason, attempts=self.attempts))
+            reason, self.attempts = "not checked: an earlier source tag failed", 0
+        self.pending = []
+        return self._result()
+
+    def stop(self, reason: str) -> RepositoryResult:
+        checked = len(self.done)
+        total = checked + len(self.pending)
+        return RepositoryResult(
+            self.repository,
+            "not-reached",
+            f"{reason} after {checked} of {total} source tag(s); the next run continues",
+            tuple(self.done),
+            round(self.duration * 1000, 1),
+        )
+
+    def _result(self) -> RepositoryResult:
+        return RepositoryResult.from_sources(
+            self.repository, self.done, round(self.duration * 1000, 1)
+        )
+
+    def _source(self, ctx: Context, source_tag: str) -> SourceTagResult:
+        registry, settings, repository = self.shared.registry, self.shared.settings, self.repository
+        try:
+            source = ctx.call(lambda: registry.get_tag(repository, source_tag))
+            tags_on_digest = ctx.call(
+                lambda: list(registry.list_tags(repository, digest=source.digest))
+            )
         except NotFoundError:
             return SourceTagResult(source_tag, "absent", reason="no such tag")
         except PermissionDeniedError as error:
@@ -265,16 +179,16 @@ class _Engine:
                 source_tag, "failed", reason=f"permission denied reading tags: {error}"
             )
         except TransientRegistryError:
-            raise
+            raise  # the sweep requeues the repository; it resumes with this source tag
         except RegistryError as error:
             return SourceTagResult(source_tag, "failed", reason=describe_error(error))
         decision = plan_repository(
             repository,
             source,
             tags_on_digest,
-            self.settings.retag.template,
-            self.now,
-            self.settings.reconcile.grace,
+            settings.retag.template,
+            self.shared.now,
+            settings.reconcile.grace,
         )
 
         def result(
@@ -284,23 +198,25 @@ class _Engine:
                 source_tag, status, decision.digest, decision.updated_on, tag, reason
             )
 
-        if decision.outcome == "in-sync":
-            return result("in-sync", decision.reason)
-        if decision.outcome == "skipped":
-            return result("skipped", decision.reason)
+        if decision.outcome in ("in-sync", "skipped"):
+            return result(
+                "in-sync" if decision.outcome == "in-sync" else "skipped", decision.reason
+            )
         new_tag = decision.tag
         assert new_tag is not None  # outcome "tag" always renders one
-        if self.mode == "dry-run":
+        if self.shared.mode == "dry-run":
             return result("would-tag", decision.reason + "; dry-run: not written")
         from retag.tagging import add_generated_tag
 
         try:
-            created = add_generated_tag(
-                registry,
-                repository,
-                decision.digest,
-                new_tag,
-                check_existing=self.settings.retag.template.needs_existing_check,
+            created = ctx.call(
+                lambda: add_generated_tag(
+                    registry,
+                    repository,
+                    decision.digest,
+                    new_tag,
+                    check_existing=settings.retag.template.needs_existing_check,
+                )
             )
         except NotFoundError as error:
             return result("skipped", f"manifest gone before tagging: {error}")
@@ -323,7 +239,7 @@ def run_scheduled_reconcile(
     settings: Settings,
     registry_factory: Callable[[], Registry],
     *,
-    log: logging.Logger | Callable[[str], None],
+    log: logging.Logger | Callable[[str], None] = LOGGER,
     past_due: bool = False,
     now: datetime | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -331,16 +247,16 @@ def run_scheduled_reconcile(
 ) -> ReconcileReport | None:
     """The `reconcile_tags` timer: one run honouring RECONCILE_MODE (`off` returns None without
     building the registry). Logs one line per repository that is not in sync (tagged, would-tag,
-    skipped, failed) and one summary line. `log` is a Logger (warnings for skipped, errors for
-    failed) or any callable taking a line."""
+    skipped, failed, not-reached) and one summary line. `log` is a Logger (WARNING for skipped,
+    ERROR for failed and for a summary that is not ok) or any callable taking a line. The caller
+    raises (`raise_if_failed`) when the report is not ok, after this has logged it."""
     mode = settings.reconcile.mode
-    late = " past_due=true" if past_due else ""
     if mode == "off":
-        _emit(
-            log,
-            logging.INFO,
-            f'acr-retag reconcile-summary mode=off{late} reason="RECONCILE_MODE=off"',
-        )
+        fields: dict[str, object] = {"mode": "off", "ok": True}
+        if past_due:
+            fields["past_due"] = True
+        fields["reason"] = "RECONCILE_MODE=off"
+        emit(log, logging.INFO, line("reconcile", fields))
         return None
     report = reconcile_registry(
         registry_factory(),
@@ -350,17 +266,23 @@ def run_scheduled_reconcile(
         max_duration=max_duration,
         now=now,
     )
-    levels = {"failed": logging.ERROR, "skipped": logging.WARNING}
+    report.past_due = past_due
+    levels = {"failed": logging.ERROR, "skipped": logging.WARNING, "not-reached": logging.WARNING}
     for result in report.repositories:
-        if result.status in ("tagged", "would-tag", "skipped", "failed"):
-            _emit(log, levels.get(result.status, logging.INFO), result.log_line())
-    summary = report.summary_line() + late
-    _emit(log, logging.ERROR if report.failed else logging.INFO, summary)
+        if result.status not in ("in-sync", "not-applicable"):
+            emit(log, levels.get(result.status, logging.INFO), result.log_line())
+    emit(log, level_of(report.ok), report.log_line())
     return report
 
 
-def _emit(log: logging.Logger | Callable[[str], None], level: int, line: str) -> None:
-    if isinstance(log, logging.Logger):
-        log.log(level, line)
-    else:
-        log(line)
+run = reconcile_registry
+"""`retag.reconcile.job.run`: the one entry (registry and settings in, report out)."""
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_DURATION",
+    "raise_if_failed",
+    "reconcile_registry",
+    "run",
+    "run_scheduled_reconcile",
+]

@@ -88,11 +88,6 @@ def test_the_examples_have_the_keys_the_commands_print(
     assert_same_keys(example("reconcile"), printed(cli, env, "reconcile", "--mode", "dry-run"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the prune report's keys (duration_s, would_delete_*, started_at with Z) come from "
-    "PruneReport.to_dict, which the sweep helper is changing; remove this mark at the merge",
-)
 def test_the_prune_example_has_the_keys_prune_prints(cli: RunCli, env: dict[str, str]) -> None:
     cli(["push-sample", "docs/prune"], env=env)
     assert_same_keys(example("prune"), printed(cli, env, "prune", "--repository", "docs/prune"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -94,3 +95,72 @@ def test_settings_error_fails_the_run_with_a_clear_line(
     assert any("PRUNE_MIN_AGE" in r.getMessage() for r in caplog.records)
     assert app.acr.requests() == []
     assert json.dumps(invocation.error)
+
+
+# -- issue 11: a failed run is never invisible ------------------------------------------------
+
+
+def _summary(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("acr-retag prune ")]
+    return record
+
+
+@pytest.mark.parametrize("mode", ["dry-run", "delete"])
+def test_unreachable_registry_fails_the_invocation_after_an_error_line(
+    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    """Before issue 11 this run logged `errors=0 complete=true` at INFO and the invocation
+    succeeded: an unattended job that deletes reported a failed run as success."""
+    with socket.socket() as probe:  # a loopback port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    app = make_app(PRUNE_MODE=mode, PRUNE_MAX_DURATION="2s", ACR_LOGIN_SERVER=closed)
+    caplog.set_level(logging.INFO, logger="acr-retag")
+
+    invocation = app.host.run_timer("prune_tags")
+
+    assert not invocation.ok
+    assert invocation.error == "RunFailed"
+    summary = _summary(caplog)
+    assert summary.levelno == logging.ERROR
+    text = summary.getMessage()
+    assert text.startswith(f"acr-retag prune mode={mode} ok=false ")
+    assert 'error="listing repositories failed: ' in text
+    assert " complete=false " in text
+
+
+def test_catalog_listing_failing_fails_the_invocation(
+    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The emulator answers every request 503 (ACR's `Retry-After`-less server busy): the
+    transport gives up, the sweep backs off and lists again, then gives up within the box."""
+    app = make_app(PRUNE_MODE="delete", PRUNE_MAX_DURATION="3s")
+    _three_pushes_retagged(app)
+    caplog.set_level(logging.INFO, logger="acr-retag")
+    app.acr.set_faults(error_rate=1.0, error_status=503, include_auth=True)
+
+    invocation = app.host.run_timer("prune_tags")
+    app.acr.clear_faults()
+
+    assert not invocation.ok
+    summary = _summary(caplog)
+    assert summary.levelno == logging.ERROR
+    assert 'error="listing repositories failed: TransientRegistryError' in summary.getMessage()
+    assert len(list(app.registry().list_tags(REPO))) == 4  # nothing deleted
+
+
+def test_refused_registry_fails_the_invocation(
+    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(PRUNE_MODE="delete", PRUNE_KEEP="0", PRUNE_MIN_AGE="1d")
+    _three_pushes_retagged(app)
+    caplog.set_level(logging.INFO, logger="acr-retag")
+    app.acr.set_faults(error_rate=1.0, error_status=403)  # every request refused, listings too
+
+    invocation = app.host.run_timer("prune_tags")
+    app.acr.clear_faults()
+
+    assert not invocation.ok
+    summary = _summary(caplog)
+    assert summary.levelno == logging.ERROR
+    assert " ok=false " in summary.getMessage()

@@ -142,7 +142,11 @@ def test_timer_honours_prune_mode(
     assert off.mode == "off"
     assert built == []
     assert acr.requests() == []
-    assert lines == ["prune run mode=off: skipped (set PRUNE_MODE=dry-run or delete to enable)"]
+    # Issue 11: one log-line format (`acr-retag <kind> key=value ...`) for every summary line.
+    assert lines == [
+        'acr-retag prune mode=off ok=true reason="PRUNE_MODE=off: skipped'
+        ' (set PRUNE_MODE=dry-run or delete to enable)"'
+    ]
 
     lines.clear()
     dry = run_scheduled_prune(
@@ -150,10 +154,19 @@ def test_timer_honours_prune_mode(
     )
     assert deletes(acr, accepted_only=False) == []
     assert dry.totals()["deleted_tags"] == 5
-    assert lines[0] == "prune timer is past due; running now"
-    assert [line.split()[1] for line in lines[1:3]] == ["repository=app", "repository=team/api"]
-    assert "deleted_tags=3" in lines[1]
-    assert lines[3].startswith("prune run mode=dry-run repositories=2 deleted_tags=5")
+    assert lines[0] == (
+        'acr-retag prune-timer past_due=true message="the timer is past due; running now"'
+    )
+    assert [line.split()[:3] for line in lines[1:3]] == [
+        ["acr-retag", "prune-repository", "repository=app"],
+        ["acr-retag", "prune-repository", "repository=team/api"],
+    ]
+    assert "would_delete_tags=3 " in lines[1]  # dry-run: planned, never "deleted_*"
+    assert lines[3].startswith(
+        "acr-retag prune mode=dry-run ok=true repositories=2 would_delete_tags=5 "
+    )
+    assert " duration_ms=" in lines[3]
+    assert " requests=" in lines[3]
     assert len(lines) == 4
 
     lines.clear()
@@ -164,6 +177,7 @@ def test_timer_honours_prune_mode(
     assert len(deletes(acr)) == 5
     assert len(tags_of(acr, "app")) == 1
     assert len(lines) == 3
+    assert " ok=true " in lines[-1]
     assert " complete=true" in lines[-1]
     # The timer keeps memory flat: per-repository results drop kept items that are not locks.
     assert all(not r.kept for r in real.repositories)

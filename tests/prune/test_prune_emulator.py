@@ -11,7 +11,8 @@ from datetime import timedelta
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
 from retag.prune.job import prune_registry
-from retag.prune.plan import PrunePolicy, PruneReport
+from retag.prune.plan import PrunePolicy
+from retag.prune.report import PruneReport
 from tests.prune.emulated import TEMPLATE, Seeder, deletes, manifests_of, tags_of
 from tests.support.images import oci_image, oci_index, referrer
 
@@ -295,12 +296,17 @@ def test_time_box_stops_starting_deletions_then_the_next_run_resumes(
     assert [d.name for d in a.remaining] == names[5:]
     assert first.unvisited == ["b"]
     assert not first.complete
-    assert first.ok  # remaining is not failure
-    assert "time box reached" in first.render_table()
+    # Issue 11: a run stopped by its time box with work left did not do what it was asked.
+    assert not first.ok
+    assert first.error == (
+        "time box of 5s reached: 7 deletion(s) and 1 repositories left for the next run"
+    )
+    assert f"error: {first.error}" in first.render_table()
     assert set(tags_of(acr, "a")) == set(names[5:])
 
     second = run(acr, registry, policy(keep=0), "delete")
     assert second.complete
+    assert second.ok
     assert second.totals()["deleted_tags"] == 7 + 3
     assert tags_of(acr, "a") == tags_of(acr, "b") == {}
     assert len(other) == 3
@@ -367,3 +373,40 @@ def test_repository_filter_and_permission_errors() -> None:
         )
         assert len(tags_of(acr, "team/app")) == 7
         assert "permission denied" in report.render_table()
+
+
+def test_ctrl_c_during_delete_returns_the_partial_report(
+    acr: Emulator, registry: AcrRegistry, seed: Seeder
+) -> None:
+    """Issue 11: Ctrl-C (a real SIGINT sent to the main thread) while deletions run: in-flight
+    work finishes, nothing new starts, and the report says what was deleted."""
+    import signal
+    import threading
+    import time
+
+    old_tags(seed, "a", 15)
+    old_tags(seed, "b", 15)
+    acr.clear_requests()
+    acr.set_faults(latency_ms=30)
+
+    def interrupt_after_the_first_delete() -> None:
+        deadline = time.monotonic() + 10
+        while not deletes(acr) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    main = threading.main_thread().ident
+    assert main is not None
+    threading.Thread(target=interrupt_after_the_first_delete, daemon=True).start()
+    report = run(acr, registry, policy(keep=0), "delete", concurrency=1)
+    acr.clear_faults()
+
+    assert report.interrupted
+    assert not report.ok
+    assert report.error is not None
+    assert report.error.startswith("interrupted: ")
+    deleted = [d.name for r in report.repositories for d in r.deleted]
+    assert 1 <= len(deleted) < 30
+    # The partial report is the truth: exactly what the registry accepted.
+    assert sorted(deleted) == sorted(r["path"].rsplit("/", 1)[-1] for r in deletes(acr))
+    assert report.totals()["remaining"] + len(report.unvisited) > 0

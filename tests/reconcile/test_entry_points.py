@@ -123,9 +123,10 @@ def test_timer_dry_run_reports_drift_and_writes_nothing(
         ["status=would-tag", "repository=frozen"],
         ["status=would-tag", "repository=missed"],
     ]
-    assert logged[-1][1].startswith("acr-retag reconcile-summary mode=dry-run")
-    assert "would-tag=2" in logged[-1][1]
-    assert "in-sync=1" in logged[-1][1]
+    # Issue 11: the one log-line format; counts as snake_case keys; ok on every summary.
+    assert logged[-1][1].startswith("acr-retag reconcile mode=dry-run ok=true ")
+    assert "would_tag=2" in logged[-1][1]
+    assert "in_sync=1" in logged[-1][1]
 
 
 def test_timer_apply_tags_and_logs_one_line_per_repository_not_in_sync(
@@ -158,7 +159,7 @@ def test_timer_apply_tags_and_logs_one_line_per_repository_not_in_sync(
     collected: list[str] = []
     again = run_scheduled_reconcile(settings, factory, log=collected.append, now=acr.now())
     assert again is not None
-    assert collected[-1].startswith("acr-retag reconcile-summary mode=apply")
+    assert collected[-1].startswith("acr-retag reconcile mode=apply ok=true ")
     assert "tagged=0" in collected[-1]
     assert len(collected) == 2  # frozen is still skipped; missed is in sync now
 
@@ -254,7 +255,7 @@ def test_cli_table_json_and_exit_codes(
     table = out.splitlines()
     assert table[0].split() == ["REPOSITORY", "STATUS", "SOURCE", "DIGEST", "TAG", "REASON"]
     assert table[1].split()[:4] == ["app", "would-tag", "latest", digest[7:19]]
-    assert table[-1].startswith("acr-retag reconcile-summary mode=dry-run repositories=1")
+    assert table[-1].startswith("acr-retag reconcile mode=dry-run ok=true repositories=1")
     assert tags_of(acr, registry, "app") == {"latest": digest}
     assert err == ""
 

@@ -76,7 +76,7 @@ def test_timer_catches_up_a_missed_push(
     assert set(tags.values()) == {digest}
     lines = reconcile_lines(caplog)
     assert any("status=tagged repository=app" in line for line in lines)
-    assert lines[-1].startswith("acr-retag reconcile-summary mode=apply")
+    assert lines[-1].startswith("acr-retag reconcile mode=apply ok=true ")
 
 
 @pytest.mark.parametrize("mode", ["off", "dry-run"])
@@ -97,4 +97,53 @@ def test_timer_honours_reconcile_mode(
         assert acr.requests() == []
     with make_registry(acr) as registry:
         assert tags_of(acr, registry, "app") == {"latest": digest}
-    assert reconcile_lines(caplog)[-1].startswith(f"acr-retag reconcile-summary mode={mode}")
+    assert reconcile_lines(caplog)[-1].startswith(f"acr-retag reconcile mode={mode} ok=true")
+
+
+# -- issue 11: a run that did not do what it was asked fails the invocation ---------------------
+
+
+def _summary(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("acr-retag reconcile ")]
+    return record
+
+
+def test_refused_catalog_fails_the_invocation_after_an_error_line(
+    acr: Emulator,
+    pusher: Pusher,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every request answers 403 (the identity lost its role): the catalog cannot be listed, the
+    summary says so at ERROR, and the timer raises so the host records a failed invocation.
+    (Unreachable registries are covered by the prune timer's test: the same sweep, the same
+    raise; here it would spend the 8-minute default box's back-off, ~50 s.)"""
+    pusher.push("app")
+    host = load(acr, monkeypatch)
+    caplog.set_level(logging.INFO)
+    acr.set_faults(error_rate=1.0, error_status=403)
+
+    invocation = host.run_timer(NAME)
+    acr.clear_faults()
+
+    assert not invocation.ok
+    assert invocation.error == "RunFailed"
+    summary = _summary(caplog)
+    assert summary.levelno == logging.ERROR
+    assert summary.getMessage().startswith("acr-retag reconcile mode=apply ok=false ")
+    assert 'error="listing repositories failed: ' in summary.getMessage()
+
+
+def test_dry_run_that_only_plans_is_ok(
+    acr: Emulator,
+    pusher: Pusher,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pusher.push("app")
+    host = load(acr, monkeypatch, RECONCILE_MODE="dry-run")
+    caplog.set_level(logging.INFO)
+    assert host.run_timer(NAME).ok
+    summary = _summary(caplog)
+    assert summary.levelno == logging.INFO
+    assert "would_tag=1" in summary.getMessage()

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from retag.logline import describe_error, format_field, format_text, one_line
 from retag.oci import short_digest
-from retag.prune.plan import PruneReport
-from retag.prune.plan import RepositoryResult as PruneResult
-from retag.reconcile.plan import RepositoryResult, SourceTagResult
+from retag.prune.report import PruneReport
+from retag.prune.report import RepositoryResult as PruneResult
+from retag.reconcile.report import RepositoryResult, SourceTagResult
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhY3ItcmV0YWcifQ.c2lnbmF0dXJlLWJ5dGVz"
 DIGEST = "sha256:" + "3f2a9c1b7d4e" * 5 + "abcd"
@@ -46,17 +46,22 @@ def test_reconcile_lines_never_contain_a_token() -> None:
     result = RepositoryResult.from_sources("app", [source], 3)
     line = result.log_line()
     assert JWT not in line
-    assert line.startswith("acr-retag reconcile status=failed repository=app source_tag=latest ")
+    assert (
+        line.startswith(  # issue 11, shared plan §5: per-repository lines are reconcile-repository
+            "acr-retag reconcile-repository status=failed repository=app source_tag=latest "
+        )
+    )
     assert 'reason="latest: refused: token=[redacted]"' in line
 
 
 def test_prune_lines_never_contain_a_token() -> None:
     result = PruneResult("app", error=f"listing failed: Bearer {JWT}")
-    assert result.log_line("dry-run").endswith("error='listing failed: Bearer [redacted]'")
+    # Issue 11: prune lines use the one format (text keys JSON-quoted), like every other line.
+    assert result.log_line("dry-run").endswith('error="listing failed: Bearer [redacted]"')
     report = PruneReport(
         mode="dry-run", started_at=datetime.now(UTC), catalog_error=f"password={JWT}"
     )
-    assert report.log_line().endswith("error='password=[redacted]'")
+    assert report.log_line().endswith('error="password=[redacted]"')
 
 
 def test_one_line_format() -> None:

@@ -1,10 +1,13 @@
-"""The executor's adaptive back-off (AIMD window + shared pause), driven by a fake clock."""
+"""The sweep's one back-off policy (AIMD window + shared pause), driven by a fake clock.
+
+Moved from tests/prune/test_limiter.py (issue 11: prune's AdaptiveLimiter became the sweep's
+`Throttle`, used by prune and reconcile alike); the pinned behaviour is unchanged."""
 
 from __future__ import annotations
 
 import pytest
 
-from retag.prune.job import AdaptiveLimiter
+from retag.sweep import Throttle as AdaptiveLimiter
 
 
 class Clock:
