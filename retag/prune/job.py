@@ -30,9 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar, cast
 
 from retag.logline import describe_error
+from retag.oci import INDEX_MEDIA_TYPES, MAY_HAVE_SUBJECT
 from retag.prune.plan import (
-    INDEX_MEDIA_TYPES,
-    MAY_HAVE_SUBJECT,
     Deletion,
     Failure,
     KeepReason,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from azure.containerregistry import ContainerRegistryClient
 
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
@@ -31,6 +34,15 @@ def registry(acr: Emulator) -> Iterator[AcrRegistry]:
     )
     yield adapter
     adapter.close()
+
+
+@pytest.fixture
+def sdk(acr: Emulator) -> Iterator[ContainerRegistryClient]:
+    """The bare SDK client against the emulator (to compare with, or to lock items as
+    `az acr repository update --write-enabled false` does)."""
+    client = ContainerRegistryClient(acr.endpoint, None, connection_verify=acr.ca_bundle)
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -61,3 +73,13 @@ def clear(acr: Emulator) -> None:
 
 def summary(entries: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return [(e["method"], e["path"], e["status"]) for e in entries]
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(claims: Any, *, header: Any = None) -> str:
+    """An unsigned-looking JWT with `claims` (the adapter decodes, never verifies, tokens)."""
+    head = b64url(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
+    return f"{head}.{b64url(json.dumps(claims).encode())}.{b64url(b'signature-bytes')}"

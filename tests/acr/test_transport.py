@@ -1,4 +1,9 @@
-"""Fault mapping and time bounds of `AcrRegistry` (emulator fault injection, real SDK retries).
+"""`retag.acr.transport`: the one retry layer, the call deadline, counting, permanent TLS failures.
+
+Driven through the real SDK against the emulator's fault injection (503/429 with a counting-down
+`Retry-After`, resets, latency) and, for TLS, against a listener whose certificate another CA
+signed. Retried statuses are azure-core RetryPolicy's (408, 429, 5xx but 501/505) and ACR's 429
+carries `Retry-After` (design.md §1, §4: Learn "container-registry-skus", throttling).
 
 Durations are only bounded from above with generous slack (the machine is shared); lower bounds
 are used where a sleep guarantees them (Retry-After).
@@ -14,11 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
-from retag.registry import TransientRegistryError
+from retag.acr.transport import environment_settings
+from retag.registry import RegistryError, TransientRegistryError, tally_requests, time_budget
 from tests.acr.conftest import clear, logged
+from tests.acr.tls import CountingTlsServer
 from tests.support import images
 
 SLACK = 1.5  # seconds of scheduling noise we tolerate on a loaded 2-core machine
@@ -60,11 +68,11 @@ def test_503_is_retried_then_transient_after_the_budget(
 ) -> None:
     registry, image = warm
     acr.set_faults(error_rate=1.0, error_status=503)
-    before = registry.requests_made
-    with pytest.raises(TransientRegistryError, match="503"):
+    with tally_requests() as sent, pytest.raises(TransientRegistryError, match="503") as caught:
         registry.get_manifest(repo, image.digest)
-    assert registry.requests_made - before == 4  # 1 + retry_total
+    assert sent.count == 4  # 1 + retry_total: one retry layer, nothing stacked over it
     assert [e["status"] for e in logged(acr, 4)] == [503] * 4
+    assert "gave up after 4 attempts" in str(caught.value)
 
 
 def test_503_then_success(acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str) -> None:
@@ -166,11 +174,10 @@ def test_latency_beyond_read_timeout_is_retried_then_transient(acr: Emulator, re
     )
     registry.get_manifest(repo, image.digest)
     acr.set_faults(latency_ms=1500)
-    before = registry.requests_made
     started = time.monotonic()
-    with pytest.raises(TransientRegistryError):
+    with tally_requests() as sent, pytest.raises(TransientRegistryError):
         registry.get_manifest(repo, image.digest)
-    assert registry.requests_made - before == 3  # each attempt timed out after 0.3 s
+    assert sent.count == 3  # each attempt timed out after 0.3 s
     assert time.monotonic() - started < 3 * 0.3 + SLACK
     registry.close()
 
@@ -180,10 +187,9 @@ def test_connection_reset_is_transient(
 ) -> None:
     registry, image = warm
     acr.set_faults(reset_rate=1.0)
-    before = registry.requests_made
-    with pytest.raises(TransientRegistryError):
+    with tally_requests() as sent, pytest.raises(TransientRegistryError, match="4 attempts"):
         registry.get_manifest(repo, image.digest)
-    assert registry.requests_made - before == 4
+    assert sent.count == 4
     acr.clear_faults()
     assert registry.get_manifest(repo, image.digest).digest == image.digest
 
@@ -228,4 +234,137 @@ def test_unreachable_registry_is_transient(tmp_path: Path) -> None:
     # the emulator is gone: connection refused on every attempt
     with pytest.raises(TransientRegistryError):
         registry.get_tag("app", "latest")
+    registry.close()
+
+
+# -- environment (resolved once per adapter) ------------------------------------------------------
+def test_environment_settings_explicit_bundle_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/env/bundle.pem")
+    assert environment_settings("r.azurecr.io", "/mine.pem")[0] == "/mine.pem"
+    assert environment_settings("r.azurecr.io", None)[0] == "/env/bundle.pem"
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert environment_settings("r.azurecr.io", None)[0] is True
+
+
+def test_environment_settings_proxies_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_settings("r.azurecr.io", None)[1] == {}
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert environment_settings("r.azurecr.io", None)[1] == {"https": "http://proxy.example:3128"}
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,.azurecr.io")
+    assert environment_settings("r.azurecr.io", None)[1] == {}
+    assert environment_settings("127.0.0.1:5443", None)[1] == {}
+    assert environment_settings("other.example", None)[1] != {}
+
+
+# -- one retry layer -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("retry_total", "attempts"), [(0, 1), (1, 2), (3, 4)])
+def test_attempts_are_exactly_one_plus_retry_total(
+    acr: Emulator, repo: str, retry_total: int, attempts: int
+) -> None:
+    """No azure-core RetryPolicy under or over the transport: with `retry_total=0` a failing call
+    is one HTTP attempt (a stacked default RetryPolicy would make it 4), with 3 it is 4 (not 16)."""
+    images.push_image(acr.endpoint, repo, images.oci_image(seed=6), "latest", verify=acr.ca_bundle)
+    registry = AcrRegistry(
+        acr.login_server,
+        credential="anonymous",
+        ca_bundle=acr.ca_bundle,
+        retry_total=retry_total,
+        retry_backoff_factor=0.001,
+    )
+    list(registry.list_tags(repo))  # token cached
+    clear(acr)
+    acr.set_faults(error_rate=1.0, error_status=503)
+    with tally_requests() as sent, pytest.raises(TransientRegistryError, match="503"):
+        list(registry.list_tags(repo))
+    assert sent.count == attempts
+    assert [e["status"] for e in logged(acr, attempts)] == [503] * attempts
+    registry.close()
+
+
+def test_non_retryable_status_is_one_attempt(
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str
+) -> None:
+    registry, image = warm
+    acr.set_faults(error_rate=1.0, error_status=501)  # Not Implemented: retrying will not help
+    with tally_requests() as sent, pytest.raises(TransientRegistryError, match="501"):
+        registry.get_manifest(repo, image.digest)
+    assert sent.count == 1
+
+
+def test_time_budget_bounds_the_retries(
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str
+) -> None:
+    """Inside `time_budget` (one event invocation) the retries stop at the budget, not later."""
+    registry, image = warm
+    acr.set_faults(rate_limit_per_second=0.5)  # Retry-After: 2 once the bucket is empty
+    registry.get_manifest(repo, image.digest)
+    started = time.monotonic()
+    with time_budget(0.5), pytest.raises(TransientRegistryError, match="deadline"):
+        registry.get_manifest(repo, image.digest)
+    assert time.monotonic() - started < 0.5 + SLACK
+
+
+# -- TLS verification failures are permanent -------------------------------------------------------
+@pytest.fixture
+def other_ca(tmp_path: Path) -> str:
+    """A PEM bundle of a CA that did not sign the emulator's certificate."""
+    path = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def test_untrusted_certificate_fails_at_once_naming_acr_ca_bundle(
+    acr: Emulator, other_ca: str
+) -> None:
+    registry = AcrRegistry(
+        acr.login_server,
+        credential="anonymous",
+        ca_bundle=other_ca,
+        retry_total=3,
+        retry_backoff_factor=5.0,  # a retry would take seconds
+    )
+    started = time.monotonic()
+    with tally_requests() as sent, pytest.raises(RegistryError) as caught:
+        registry.get_tag("app", "latest")
+    assert time.monotonic() - started < SLACK
+    assert not isinstance(caught.value, TransientRegistryError)  # the sweep will not requeue it
+    message = str(caught.value)
+    assert "TLS certificate verification failed" in message
+    assert f"ACR_CA_BUNDLE ({other_ca})" in message
+    assert "not retried" in message
+    assert sent.count == 1
+    assert acr.requests() == []  # no HTTP request ever reached the registry
+    registry.close()
+
+
+def test_untrusted_certificate_is_one_handshake_per_call(other_ca: str) -> None:
+    with CountingTlsServer() as server:
+        registry = AcrRegistry(
+            server.login_server, credential="anonymous", ca_bundle=other_ca, retry_total=3
+        )
+        for call in (
+            lambda: registry.get_tag("app", "latest"),
+            lambda: list(registry.list_tags("app")),
+        ):
+            with pytest.raises(RegistryError, match="ACR_CA_BUNDLE"):
+                call()
+        registry.close()
+        time.sleep(0.1)
+        assert server.accepted == 2  # one handshake each: never retried
+
+
+def test_untrusted_certificate_without_a_bundle_names_the_system_trust_store(
+    acr: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    registry = AcrRegistry(acr.login_server, credential="anonymous")
+    with pytest.raises(RegistryError) as caught:
+        registry.get_tag("app", "latest")
+    assert not isinstance(caught.value, TransientRegistryError)
+    assert "the system trust store (ACR_CA_BUNDLE is unset)" in str(caught.value)
+    assert "set ACR_CA_BUNDLE" in str(caught.value)
     registry.close()

@@ -1,0 +1,105 @@
+"""`retag.acr.errors`: SDK / azure-core exceptions -> `retag.registry` errors, one line each.
+
+Statuses and codes as ACR sends them, injected by the emulator and raised by the real SDK:
+401 `ClientAuthenticationError`, 404 `ResourceNotFoundError`, 409 `ResourceExistsError`, the rest
+`HttpResponseError` with the ACR code in `e.model.errors[0].code` (design.md §1, checked against
+azure-containerregistry 1.2.0); a write to a locked artifact answers 405 (Azure/acr-cli issue #70,
+design.md §3). Roles come from the one role table, `retag.registry.required_role`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from emulator import Emulator
+from retag.acr.client import AcrRegistry
+from retag.acr.errors import map_exception
+from retag.acr.wire import WireError
+from retag.registry import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    RegistryError,
+    TransientRegistryError,
+    required_role,
+)
+from tests.acr.conftest import clear
+from tests.support import images
+
+
+@pytest.fixture
+def warm(acr: Emulator, registry: AcrRegistry, repo: str) -> Iterator[AcrRegistry]:
+    images.push_image(acr.endpoint, repo, images.oci_image(seed=1), "latest", verify=acr.ca_bundle)
+    registry.get_tag(repo, "latest")  # metadata_read token cached: faults hit the call itself
+    clear(acr)
+    yield registry
+    acr.clear_faults()
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "words"),
+    [
+        (400, RegistryError, "HTTP 400"),
+        (403, PermissionDeniedError, "AcrPull"),
+        (404, NotFoundError, "not found"),
+        (405, ConflictError, "locked"),
+        (409, ConflictError, "conflict"),
+        (429, TransientRegistryError, "HTTP 429"),
+        (503, TransientRegistryError, "HTTP 503"),
+    ],
+)
+def test_status_maps_to_one_error_naming_action_target_and_registry(
+    acr: Emulator, warm: AcrRegistry, repo: str, status: int, error: type, words: str
+) -> None:
+    acr.set_faults(error_rate=1.0, error_status=status)
+    with pytest.raises(error) as caught:
+        warm.get_tag(repo, "latest")
+    message = str(caught.value)
+    assert type(caught.value) is error  # not a subclass either: transient only when it is
+    assert words in message
+    assert message.startswith(f"metadata_read {repo}:latest on {acr.login_server}: ")
+    assert "\n" not in message
+
+
+def test_exhausted_retries_say_how_many_attempts(
+    acr: Emulator, warm: AcrRegistry, repo: str
+) -> None:
+    acr.set_faults(error_rate=1.0, error_status=502)
+    with pytest.raises(TransientRegistryError, match=r"HTTP 502.*gave up after 4 attempts"):
+        warm.get_tag(repo, "latest")
+
+
+def test_a_malformed_answer_is_a_permanent_error_naming_the_call() -> None:
+    error = map_exception(
+        WireError("'tags' in the listing is not a list"), "metadata_read", "a/b", "r.io"
+    )
+    assert type(error) is RegistryError
+    assert str(error) == "metadata_read a/b on r.io: 'tags' in the listing is not a list"
+
+
+def test_delete_permission_names_acr_delete(acr: Emulator, warm: AcrRegistry, repo: str) -> None:
+    acr.set_faults(error_rate=1.0, error_status=403)
+    with pytest.raises(PermissionDeniedError, match="AcrDelete"):
+        warm.delete_tag(repo, "latest")
+
+
+# -- roles ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("action", "role"),
+    [
+        ("pull", "AcrPull"),
+        ("metadata_read", "AcrPull"),
+        ("repository:app:pull", "AcrPull"),
+        ("push", "AcrPush"),
+        ("repository:app:pull,push", "AcrPush"),
+        ("metadata_write", "AcrPush"),
+        ("delete", "AcrDelete"),
+        ("repository:app:delete", "AcrDelete"),
+        ("registry:catalog:*", "Catalog Lister"),
+        ("catalog", "Catalog Lister"),
+    ],
+)
+def test_required_role(action: str, role: str) -> None:
+    assert role in required_role(action)
