@@ -374,7 +374,7 @@ def check_ca_bundle(path: str) -> str:
     try:
         ssl.create_default_context(cafile=path)
     except (ssl.SSLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or " ".join(str(exc).split())
+        reason = re.sub(r"\s*\(_ssl\.c:\d+\)", "", " ".join(str(exc).split()))
         raise ValueError(
             f"{path!r} is not a PEM certificate bundle (its certificates do not load: {reason}); "
             f"{fix}"
