@@ -294,7 +294,7 @@ class AcrTransport(HttpTransport[Any, Any]):
                 else f"the next retry (in {delay:.1f} s) would end"
             )
             raise DeadlineExceeded(
-                f"gave up after {attempts} attempts: {why}, past the "
+                f"gave up after {_attempts(attempts)}: {why}, past the "
                 f"{self._options.deadline_seconds:g} s deadline of this call (last: {last})"
             )
         time.sleep(delay)
@@ -400,9 +400,13 @@ class AcrTransport(HttpTransport[Any, Any]):
             ) from exc
 
 
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
+
+
 def _gave_up(exc: AzureError, attempts: int) -> AzureError:
     """`exc` again, its message saying how many attempts were made (same type when possible)."""
-    message = f"gave up after {attempts} attempts: {exc.message or type(exc).__name__}"
+    message = f"gave up after {_attempts(attempts)}: {exc.message or type(exc).__name__}"
     if isinstance(exc, ServiceResponseError):
         return ServiceResponseError(message, error=exc)
     if isinstance(exc, ServiceRequestError):

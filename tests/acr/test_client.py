@@ -26,12 +26,8 @@ from retag.registry import (
     tally_requests,
 )
 from retag.settings import SettingsError, load_settings
-from tests.acr.conftest import clear, logged
+from tests.acr.conftest import clear, logged, push
 from tests.support import images
-
-
-def push(acr: Emulator, repo: str, image: images.Image, tag: str | None = None) -> str:
-    return images.push_image(acr.endpoint, repo, image, tag, verify=acr.ca_bundle)
 
 
 def test_acr_registry_satisfies_the_registry_protocol(registry: AcrRegistry) -> None:

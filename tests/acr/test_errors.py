@@ -9,8 +9,6 @@ design.md §3). Roles come from the one role table, `retag.registry.required_rol
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from emulator import Emulator
@@ -25,17 +23,7 @@ from retag.registry import (
     TransientRegistryError,
     required_role,
 )
-from tests.acr.conftest import clear
 from tests.support import images
-
-
-@pytest.fixture
-def warm(acr: Emulator, registry: AcrRegistry, repo: str) -> Iterator[AcrRegistry]:
-    images.push_image(acr.endpoint, repo, images.oci_image(seed=1), "latest", verify=acr.ca_bundle)
-    registry.get_tag(repo, "latest")  # metadata_read token cached: faults hit the call itself
-    clear(acr)
-    yield registry
-    acr.clear_faults()
 
 
 @pytest.mark.parametrize(
@@ -51,11 +39,16 @@ def warm(acr: Emulator, registry: AcrRegistry, repo: str) -> Iterator[AcrRegistr
     ],
 )
 def test_status_maps_to_one_error_naming_action_target_and_registry(
-    acr: Emulator, warm: AcrRegistry, repo: str, status: int, error: type, words: str
+    acr: Emulator,
+    warm: tuple[AcrRegistry, images.Image],
+    repo: str,
+    status: int,
+    error: type,
+    words: str,
 ) -> None:
     acr.set_faults(error_rate=1.0, error_status=status)
     with pytest.raises(error) as caught:
-        warm.get_tag(repo, "latest")
+        warm[0].get_tag(repo, "latest")
     message = str(caught.value)
     assert type(caught.value) is error  # not a subclass either: transient only when it is
     assert words in message
@@ -64,11 +57,11 @@ def test_status_maps_to_one_error_naming_action_target_and_registry(
 
 
 def test_exhausted_retries_say_how_many_attempts(
-    acr: Emulator, warm: AcrRegistry, repo: str
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str
 ) -> None:
     acr.set_faults(error_rate=1.0, error_status=502)
     with pytest.raises(TransientRegistryError, match=r"HTTP 502.*gave up after 4 attempts"):
-        warm.get_tag(repo, "latest")
+        warm[0].get_tag(repo, "latest")
 
 
 def test_a_malformed_answer_is_a_permanent_error_naming_the_call() -> None:
@@ -79,10 +72,12 @@ def test_a_malformed_answer_is_a_permanent_error_naming_the_call() -> None:
     assert str(error) == "metadata_read a/b on r.io: 'tags' in the listing is not a list"
 
 
-def test_delete_permission_names_acr_delete(acr: Emulator, warm: AcrRegistry, repo: str) -> None:
+def test_delete_permission_names_acr_delete(
+    acr: Emulator, warm: tuple[AcrRegistry, images.Image], repo: str
+) -> None:
     acr.set_faults(error_rate=1.0, error_status=403)
     with pytest.raises(PermissionDeniedError, match="AcrDelete"):
-        warm.delete_tag(repo, "latest")
+        warm[0].delete_tag(repo, "latest")
 
 
 # -- roles ----------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,27 +39,6 @@ def seed_for(outcomes: list[bool], rate: float) -> int:
         if all((draws.random() < rate) == fail for fail in outcomes):
             return seed
     raise AssertionError("no seed found")
-
-
-@pytest.fixture
-def warm(acr: Emulator, repo: str) -> Iterator[tuple[AcrRegistry, images.Image]]:
-    """An adapter with its pull token cached, so faults hit the registry call itself."""
-    image = images.oci_image(seed=1)
-    images.push_image(acr.endpoint, repo, image, "latest", verify=acr.ca_bundle)
-    registry = AcrRegistry(
-        acr.login_server,
-        credential="anonymous",
-        ca_bundle=acr.ca_bundle,
-        retry_total=3,
-        retry_backoff_factor=0.01,
-        read_timeout=2.0,
-        deadline_seconds=5.0,
-    )
-    registry.get_manifest(repo, image.digest)
-    clear(acr)
-    yield registry, image
-    acr.clear_faults()
-    registry.close()
 
 
 def test_503_is_retried_then_transient_after_the_budget(

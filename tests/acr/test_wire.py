@@ -23,14 +23,10 @@ from emulator import Emulator
 from retag.acr.client import AcrRegistry
 from retag.acr.wire import manifest_info_from_json, next_link, tag_info_from_json
 from retag.registry import NotFoundError, RegistryError, TagInfo, tally_requests
-from tests.acr.conftest import clear, logged
+from tests.acr.conftest import clear, logged, push
 from tests.support import images
 
 DIGEST = "sha256:" + "a" * 64
-
-
-def push(acr: Emulator, repo: str, image: images.Image, tag: str | None = None) -> str:
-    return images.push_image(acr.endpoint, repo, image, tag, verify=acr.ca_bundle)
 
 
 @pytest.fixture
@@ -336,5 +332,5 @@ def test_malformed_listing_entries_raise_registry_error(entry: dict[str, Any]) -
         ('<https://r/x?n=1>; rel="prev"', None),
     ],
 )
-def testnext_link(header: str | None, expected: str | None) -> None:
+def test_next_link(header: str | None, expected: str | None) -> None:
     assert next_link(header) == expected
