@@ -250,39 +250,31 @@ class AcrTransport(HttpTransport[Any, Any]):
 
     # -- layer 2: the one retry layer ----------------------------------------------------------
     def _with_retries(self, request: Any, deadline: float, kwargs: dict[str, Any]) -> Any:
+        rules = self._options.retry
         position = _body_position(request)
-        path = urlsplit(request.url).path
-        retry = 0
+        method, path = request.method.upper(), urlsplit(request.url).path
+        attempt = 0
         while True:
-            self._local.attempts = retry + 1
+            attempt += 1
+            self._local.attempts = attempt
             try:
                 response = self._with_bearer(request, deadline, kwargs)
             except AzureError as exc:
-                if isinstance(exc, RegistryAuthError) or not _retryable_error(
-                    exc, request.method.upper(), path
-                ):
-                    raise
-                if retry >= self._options.retry.total:
-                    given_up = _gave_up(exc, retry + 1)
+                if not _retryable_error(exc, method, path):
+                    raise  # permanent: auth refused, TLS, deadline passed, non-idempotent
+                if attempt > rules.total:
+                    given_up = _gave_up(exc, attempt)
                     if given_up is exc:
                         raise
                     raise given_up from exc
-                delay, last, asked = (
-                    self._options.retry.backoff(retry + 1),
-                    type(exc).__name__,
-                    False,
-                )
+                delay, asked, last = rules.backoff(attempt), False, type(exc).__name__
             else:
-                if response.status_code not in RETRY_STATUSES or retry >= self._options.retry.total:
-                    return response
+                if response.status_code not in RETRY_STATUSES or attempt > rules.total:
+                    return response  # success, a permanent answer, or out of retries
                 asked_for = retry_after(response)
-                asked = asked_for is not None
-                delay = (
-                    asked_for if asked_for is not None else self._options.retry.backoff(retry + 1)
-                )
-                last = f"HTTP {response.status_code}"
-            retry += 1
-            self._pause(delay, deadline, retry, last, asked)
+                delay = rules.backoff(attempt) if asked_for is None else asked_for
+                asked, last = asked_for is not None, f"HTTP {response.status_code}"
+            self._pause(delay, deadline, attempt, last, asked)
             if not _rewind(request, position):
                 raise ServiceRequestError("cannot resend the request body for a retry")
 
