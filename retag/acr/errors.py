@@ -70,6 +70,23 @@ def http_error(response: Any) -> HttpResponseError:
     return error_type(response=response)
 
 
+def _error_code(exc: HttpResponseError) -> str | None:
+    """ACR's error code (`errors[0].code`) when the answer carried one."""
+    errors = getattr(getattr(exc, "model", None), "errors", None)
+    if errors:
+        return str(getattr(errors[0], "code", None) or "") or None
+    if exc.response is not None:
+        try:
+            body = exc.response.json()
+        except ValueError:  # not JSON: no code
+            return None
+        listed = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(listed, list) and listed and isinstance(listed[0], dict):
+            code = listed[0].get("code")
+            return code if isinstance(code, str) else None
+    return None
+
+
 def _for_status(exc: HttpResponseError, where: str, action: str) -> RegistryError:
     status = exc.status_code or 0
     text = redact(f"{where}: {status_message(exc)}")
@@ -77,6 +94,9 @@ def _for_status(exc: HttpResponseError, where: str, action: str) -> RegistryErro
         return PermissionDeniedError(f"{text}; the identity needs {required_role(action)}")
     if status == 404:
         return NotFoundError(text)
+    if status == 405 and _error_code(exc) == "UNSUPPORTED":
+        # 405 UNSUPPORTED ("A manifest can only be deleted by digest."): not a lock.
+        return RegistryError(f"{text} (the registry does not support this operation)")
     if status in (405, 409):
         return ConflictError(f"{text} (locked: write or delete is disabled, or it exists)")
     if status in (408, 429) or status >= 500:

@@ -98,3 +98,23 @@ def test_delete_permission_names_acr_delete(
 )
 def test_required_role(action: str, role: str) -> None:
     assert role in required_role(action)
+
+
+def test_405_unsupported_is_not_a_lock(acr: Emulator, registry: AcrRegistry, repo: str) -> None:
+    """ACR answers DELETE /v2/<repo>/manifests/<tag> with 405 `UNSUPPORTED` "A manifest can only
+    be deleted by digest." (tests/fidelity pins the emulator to it): a refused operation, not a
+    locked artifact, so the error must not say "locked". Sent through the adapter's own pipeline
+    (its transport: token flow included), mapped as every adapter call is."""
+    from azure.core.rest import HttpRequest
+
+    from retag.acr.errors import http_error
+
+    images.push_image(acr.endpoint, repo, images.oci_image(), tag="v1", verify=acr.ca_bundle)
+    response = registry._raw.send_request(
+        HttpRequest("DELETE", f"{acr.endpoint}/v2/{repo}/manifests/v1")
+    )
+    assert response.status_code == 405
+    result = map_exception(http_error(response), "delete", f"{repo}:v1", acr.login_server)
+    assert type(result) is RegistryError
+    assert "UNSUPPORTED" in str(result)
+    assert "locked" not in str(result)
