@@ -46,6 +46,26 @@ _ACR_RE = re.compile(r"^/acr/v1/(?P<name>.+?)(?:/(?P<kind>_tags|_manifests)(?:/.
 Sender = Callable[[HttpRequest], Any]
 """Sends one token request (one attempt) and returns the azure-core response."""
 
+REPOSITORY_TOKEN_ACTIONS = ("pull", "push", "metadata_read")
+"""What one access token per repository asks for: every action a re-tag needs (GET manifest,
+PUT manifest, the `_tags` read). ACR tokens carry several actions in one scope
+(`repository:R:pull,push,metadata_read`) and the token service grants the intersection with the
+identity's roles (Docker token spec), so one token serves the whole operation."""
+_ACTION_ORDER = ("pull", "push", "delete", "metadata_read", "metadata_write")
+
+
+def widen_scope(scope: str, actions: tuple[str, ...] = REPOSITORY_TOKEN_ACTIONS) -> str:
+    """`repository:R:<needed>` widened to `repository:R:<needed + actions>` (stable order); other
+    scopes (`registry:catalog:*`) as they are. OCI repository names contain no `:`."""
+    kind, sep, rest = scope.partition(":")
+    name, sep2, wanted = rest.rpartition(":")
+    if kind != "repository" or not sep or not sep2 or not name:
+        return scope
+    union = set(wanted.split(",")) | set(actions)
+    union.discard("")
+    ordered = [a for a in _ACTION_ORDER if a in union] + sorted(union - set(_ACTION_ORDER))
+    return f"repository:{name}:{','.join(ordered)}"
+
 
 # -- JWTs --------------------------------------------------------------------------------------
 def _jwt_claims(token: str) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ artifact with 405 and throttles with 429.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from azure.containerregistry import DigestValidationError
@@ -77,7 +78,7 @@ def _error_code(exc: HttpResponseError) -> str | None:
         return str(getattr(errors[0], "code", None) or "") or None
     if exc.response is not None:
         try:
-            body = exc.response.json()
+            body = json.loads(exc.response.text())
         except ValueError:  # not JSON: no code
             return None
         listed = body.get("errors") if isinstance(body, dict) else None

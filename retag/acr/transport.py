@@ -22,6 +22,7 @@ at once with the reason (`DeadlineExceeded`).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import os
 import ssl
@@ -49,6 +50,7 @@ from retag.acr.auth import (
     RetryableTokenFailure,
     classify_request,
     parse_bearer_challenge,
+    widen_scope,
 )
 from retag.acr.wire import error_detail
 from retag.registry import budget_deadline, note_request
@@ -312,13 +314,18 @@ class AcrTransport(HttpTransport[Any, Any]):
 
         position = _body_position(request)
         request.headers.pop("Authorization", None)
-        service, scope, learned = self._auth.choose(request_class)
-        token: str | None = None
-        if service is not None:
-            token = self._auth.cached(service, scope)
-            if token is None and learned:
-                # Known scope (typically the token just expired): fetch it up front, no 401.
-                token = self._auth.access_token(service, scope, send_token_request)
+        service, scope, _learned = self._auth.choose(request_class)
+        if service is None:
+            # First contact: ACR's token service is the login server itself.
+            service = self._host
+        # The repository's ONE token (every action a re-tag needs), asked for up front rather
+        # than learned from a 401: a cold re-tag is exchange + token + the reads + the PUT. A
+        # registry that disagrees refuses the token request; then the challenge below tells us.
+        wide = widen_scope(scope)
+        token: str | None = self._auth.cached(service, wide)
+        if token is None:
+            with contextlib.suppress(RegistryAuthError):
+                token = self._auth.access_token(service, wide, send_token_request)
         if token is not None:
             request.headers["Authorization"] = f"Bearer {token}"
         response = self._attempt(request, deadline, kwargs)
@@ -334,13 +341,23 @@ class AcrTransport(HttpTransport[Any, Any]):
                 status=401,
             )
         new_scope = challenge.scope or scope
-        # Our token for this very scope was refused (expired, revoked): forget it. If the
-        # challenge names another scope, the guess was wrong and the token stays valid.
-        refused = new_scope == scope or challenge.error == "invalid_token"
-        if token is not None and service is not None and refused:
-            self._auth.invalidate(service, scope, token)
+        # The repository's one token was refused. Expired or revoked (`invalid_token`): forget it
+        # and fetch it again. It lacked the action (the identity's roles grant less than we asked
+        # for: `insufficient_scope`): ask for exactly the challenge's scope instead.
+        if token is not None:
+            self._auth.invalidate(service, wide, token)
         self._auth.learn(request_class, challenge.service, new_scope)
-        token = self._auth.access_token(challenge.service, new_scope, send_token_request)
+        if token is None or challenge.error == "invalid_token":
+            wide_scope = widen_scope(new_scope)
+            try:
+                token = self._auth.access_token(challenge.service, wide_scope, send_token_request)
+                new_scope = wide_scope
+            except RegistryAuthError:
+                # Refused outright: ask for exactly what this request needs, so a refusal names
+                # that scope (and the role that grants it).
+                token = self._auth.access_token(challenge.service, new_scope, send_token_request)
+        else:
+            token = self._auth.access_token(challenge.service, new_scope, send_token_request)
         if not _rewind(request, position):
             raise RegistryAuthError(
                 "cannot resend the request body after the authentication challenge", scope=new_scope
