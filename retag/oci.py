@@ -92,3 +92,28 @@ def short_digest(digest: str, *, algorithm: bool = True) -> str:
     name, _, hex_part = digest.rpartition(":")
     short = hex_part[:SHORT_DIGEST_LENGTH]
     return f"{name or 'sha256'}:{short}" if algorithm else short
+
+
+# -- media types: the ONE table (acr pushes and reads them, prune decides by them) --------------
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(
+    {DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX}
+)
+"""Manifest media types acr-retag understands (prune deletes untagged manifests of these only)."""
+INDEX_MEDIA_TYPES: frozenset[str] = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+"""Manifests that reference other manifests (multi-arch)."""
+MAY_HAVE_SUBJECT: frozenset[str] = frozenset({OCI_MANIFEST, OCI_INDEX})
+"""OCI manifests and indexes can carry a `subject` (referrers); Docker v2 types cannot."""
+IMAGE_PARTS: dict[str, tuple[str, str]] = {
+    OCI_MANIFEST: (OCI_CONFIG, OCI_LAYER),
+    DOCKER_MANIFEST: (DOCKER_CONFIG, DOCKER_LAYER),
+}
+"""Image manifest type -> (config media type, layer media type), for pushing an image."""

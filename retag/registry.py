@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, TypeVar
 
@@ -128,18 +128,13 @@ class PermissionDeniedError(RegistryError):
 
 
 class Registry(Protocol):
-    """The registry operations the use cases need. Implemented by `retag.acr.AcrRegistry`."""
+    """The registry operations the use cases need. Implemented by `retag.acr.AcrRegistry`.
+
+    Adapters call `note_request()` for every HTTP request they send (token calls included), so
+    that a use case counts its own requests with `tally_requests()`: the only request counter."""
 
     @property
     def login_server(self) -> str: ...
-
-    @property
-    def requests_made(self) -> int:
-        """HTTP requests sent so far by this adapter (token calls included), by every thread.
-
-        Adapters also call `note_request()` for each request, so that a use case can count its
-        own requests with `tally_requests()` while other threads share the adapter."""
-        ...
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         """GET a manifest by tag or digest, byte-exact. Raises NotFoundError."""
@@ -170,18 +165,6 @@ class Registry(Protocol):
         ...
 
     def delete_manifest(self, repository: str, digest: str) -> None: ...
-
-
-@dataclass
-class RequestCounter:
-    """Mutable counter shared by an adapter and its pipeline policy."""
-
-    count: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-
-    def add(self, kind: str) -> None:
-        self.count += 1
-        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
 
 _budget = threading.local()
@@ -227,9 +210,10 @@ _tallies = threading.local()
 def tally_requests() -> Iterator[RequestTally]:
     """Count the registry requests THIS thread sends inside the block (token calls included).
 
-    `Registry.requests_made` is per adapter, and one adapter serves every concurrent invocation
-    of a worker process: a difference of it counts the other threads' requests too. Tallies nest
-    (an outer one also counts the inner block's requests). Adapters call `note_request()`.
+    One adapter serves every concurrent invocation of a worker process, so a per-adapter count
+    would include the other threads' requests; a tally is per thread. Tallies nest (an outer one
+    also counts the inner block's requests). Adapters call `note_request()`. Work spread over a
+    pool opens a tally in each worker and sums them.
     """
     tally = RequestTally()
     outer: tuple[RequestTally, ...] = getattr(_tallies, "active", ())

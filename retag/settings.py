@@ -5,13 +5,15 @@ environment variable acr-retag reads, with its default and meaning (docs, the ex
 file and the infrastructure tests are generated from or checked against it).
 
 Values are stripped of surrounding whitespace; an empty value means "not set" (the default).
-Besides reading the environment, the only I/O here is checking that `ACR_CA_BUNDLE` exists.
+Besides reading the environment, the only I/O here is checking that `ACR_CA_BUNDLE` is a readable
+PEM certificate bundle.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +28,10 @@ PruneScope = Literal["generated", "all"]
 ReconcileMode = Literal["off", "dry-run", "apply"]
 
 _T = TypeVar("_T")
+
+DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
+"""Microsoft Entra audience of ACR tokens in the public cloud (`ACR_AUDIENCE`'s default; the
+adapter's too)."""
 
 
 class SettingsError(ValueError):
@@ -59,7 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ACR_AUDIENCE",
-        "https://containerregistry.azure.net",
+        DEFAULT_AUDIENCE,
         "Entra ID audience for registry tokens (sovereign clouds use their own).",
     ),
     Setting("ACR_CA_BUNDLE", "", "Optional PEM file of CA certificates (e.g. the emulator's)."),
@@ -230,6 +236,8 @@ def _cron_item_problem(item: str, low: int, high: int, names: Mapping[str, int])
 
 @dataclass(frozen=True)
 class RegistrySettings:
+    """Where the registry is and how to authenticate (`ACR_*`)."""
+
     login_server: str
     credential: Credential
     audience: str
@@ -242,6 +250,8 @@ class RegistrySettings:
 
 @dataclass(frozen=True)
 class RetagSettings:
+    """Which pushes get a generated tag, and its template (`RETAG_*`)."""
+
     source_tags: tuple[str, ...]
     template: TagTemplate
     repositories: re.Pattern[str] | None
@@ -259,6 +269,8 @@ class RetagSettings:
 
 @dataclass(frozen=True)
 class PruneSettings:
+    """The `prune_tags` timer and policy (`PRUNE_*`)."""
+
     schedule: str
     mode: PruneMode
     keep: int
@@ -278,6 +290,8 @@ class PruneSettings:
 
 @dataclass(frozen=True)
 class ReconcileSettings:
+    """The `reconcile_tags` timer (`RECONCILE_*`)."""
+
     schedule: str
     mode: ReconcileMode
     grace: timedelta
@@ -285,6 +299,8 @@ class ReconcileSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, validated (`load_settings`)."""
+
     registry: RegistrySettings
     retag: RetagSettings
     prune: PruneSettings
@@ -301,7 +317,9 @@ _LOGIN_SERVER_RE = re.compile(
 LOGIN_SERVER_FORM = "host[:port] without scheme or path, e.g. myregistry.azurecr.io"
 
 
-def _login_server(value: str) -> str:
+def parse_login_server(value: str) -> str:
+    """`value` when it is a login server (`host[:port]`, lowercase, no scheme or path); else
+    ValueError saying what is wrong. The one rule: `ACR_LOGIN_SERVER` and `AcrRegistry` use it."""
     if "://" in value:
         scheme, _, rest = value.partition("://")
         hint = rest.split("/")[0].lower()
@@ -341,15 +359,32 @@ def _audience(value: str) -> str:
     return value
 
 
-def _ca_bundle(value: str) -> str | None:
-    if value == "":
-        return None
-    if not os.path.isfile(value):
+def check_ca_bundle(path: str) -> str:
+    """The absolute path of `path` when it is a readable PEM bundle of CA certificates (loaded
+    the way TLS verification will load it); else ValueError in one line."""
+    fix = "give the path of a PEM CA bundle, or leave it empty to use the system trust store"
+    if not os.path.isfile(path):
+        raise ValueError(f"{path!r} is not an existing file; {fix}")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 20)
+    except OSError as exc:
+        raise ValueError(f"{path!r} is not readable ({exc.strerror or exc}); {fix}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise ValueError(f"{path!r} is not a PEM certificate bundle (no BEGIN CERTIFICATE); {fix}")
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = re.sub(r"\s*\(_ssl\.c:\d+\)", "", " ".join(str(exc).split()))
         raise ValueError(
-            f"{value!r} is not an existing file; give the path of a PEM CA bundle, or leave it "
-            "empty to use the system CAs"
-        )
-    return os.path.abspath(value)
+            f"{path!r} is not a PEM certificate bundle (its certificates do not load: {reason}); "
+            f"{fix}"
+        ) from None
+    return os.path.abspath(path)
+
+
+def _ca_bundle(value: str) -> str | None:
+    return None if value == "" else check_ca_bundle(value)
 
 
 def _source_tags(value: str) -> tuple[str, ...]:
@@ -433,7 +468,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting (`env` defaults to os.environ); raises SettingsError."""
     read = _Env(os.environ if env is None else env)
     registry = RegistrySettings(
-        login_server=read.get("ACR_LOGIN_SERVER", _login_server),
+        login_server=read.get("ACR_LOGIN_SERVER", parse_login_server),
         credential=read.get("ACR_CREDENTIAL", _credential),
         audience=read.get("ACR_AUDIENCE", _audience),
         ca_bundle=read.get("ACR_CA_BUNDLE", _ca_bundle),

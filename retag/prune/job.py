@@ -28,9 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypeGuard, cast
 
 from retag.logline import LOGGER, describe_error, line
+from retag.oci import INDEX_MEDIA_TYPES, MAY_HAVE_SUBJECT
 from retag.prune.plan import (
-    INDEX_MEDIA_TYPES,
-    MAY_HAVE_SUBJECT,
     Deletion,
     KeepReason,
     Kept,

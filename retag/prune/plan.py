@@ -45,24 +45,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from retag.oci import KNOWN_MEDIA_TYPES
 from retag.registry import ManifestInfo, TagInfo
 
 if TYPE_CHECKING:
     from retag.settings import Settings
 
 ItemKind = Literal["tag", "manifest"]
-
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(
-    {DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX}
-)
-"""Media types an untagged manifest may have to be deleted. Anything else is kept."""
-INDEX_MEDIA_TYPES: frozenset[str] = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
-MAY_HAVE_SUBJECT: frozenset[str] = frozenset({OCI_MANIFEST, OCI_INDEX})
-"""OCI manifests and indexes can carry a `subject` (referrers); Docker v2 types cannot."""
 
 
 def inspect_manifest(info: ManifestInfo, raw: bytes) -> ManifestInfo:

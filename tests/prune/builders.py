@@ -6,9 +6,8 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from retag.oci import DOCKER_MANIFEST, OCI_INDEX
 from retag.prune.plan import (
-    DOCKER_MANIFEST,
-    OCI_INDEX,
     PrunePolicy,
 )
 from retag.registry import ManifestInfo, TagInfo

@@ -13,9 +13,8 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from retag.oci import KNOWN_MEDIA_TYPES, OCI_INDEX
 from retag.prune.plan import (
-    KNOWN_MEDIA_TYPES,
-    OCI_INDEX,
     DeleteReason,
     KeepReason,
     PrunePolicy,

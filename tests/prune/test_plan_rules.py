@@ -6,9 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from retag.oci import DOCKER_MANIFEST_LIST, OCI_MANIFEST
 from retag.prune.plan import (
-    DOCKER_MANIFEST_LIST,
-    OCI_MANIFEST,
     DeleteReason,
     KeepReason,
     PrunePolicy,

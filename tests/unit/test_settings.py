@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import trustme
 
 from retag.settings import (
     SETTINGS,
@@ -61,7 +62,7 @@ def test_defaults() -> None:
 
 def test_every_value_set(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    trustme.CA().cert_pem.write_to_path(str(ca))  # ACR_CA_BUNDLE must be a real PEM bundle
     settings = load_settings(
         {
             "ACR_LOGIN_SERVER": "127.0.0.1:5443",
@@ -295,3 +296,43 @@ def test_settings_doc_lists_every_setting_with_its_default() -> None:
         if setting.default == "":
             default = "(empty)"
         assert f"| `{setting.name}` | {default} |" in doc, setting.name
+
+
+# -- ACR_CA_BUNDLE is a PEM certificate bundle (issue 11) -----------------------------------------
+def test_ca_bundle_of_several_certificates_is_accepted(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(trustme.CA().cert_pem.bytes() + trustme.CA().cert_pem.bytes())
+    settings = load_settings({"ACR_LOGIN_SERVER": "r.azurecr.io", "ACR_CA_BUNDLE": str(bundle)})
+    assert settings.registry.ca_bundle == str(bundle)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"not a certificate at all\n", "no BEGIN CERTIFICATE"),
+        (b"", "no BEGIN CERTIFICATE"),
+        (b"\x00\xff\xfe garbage", "no BEGIN CERTIFICATE"),
+        (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "do not load"),
+        (b"-----BEGIN CERTIFICATE-----\n", "do not load"),
+    ],
+    ids=["text", "empty", "binary", "bad-base64", "truncated"],
+)
+def test_ca_bundle_that_is_not_a_pem_certificate_bundle_fails_in_one_line(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "ca.pem"
+    path.write_bytes(content)
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"ACR_LOGIN_SERVER": "r.azurecr.io", "ACR_CA_BUNDLE": str(path)})
+    message = str(caught.value)
+    assert message.startswith(f"ACR_CA_BUNDLE: '{path}' is not a PEM certificate bundle")
+    assert problem in message
+    assert "leave it empty to use the system trust store" in message
+    assert "\n" not in message
+
+
+def test_ca_bundle_holding_only_a_private_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "key.pem"
+    path.write_bytes(trustme.CA().private_key_pem.bytes())
+    with pytest.raises(SettingsError, match="not a PEM certificate bundle"):
+        load_settings({"ACR_LOGIN_SERVER": "r.azurecr.io", "ACR_CA_BUNDLE": str(path)})

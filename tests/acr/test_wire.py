@@ -1,4 +1,8 @@
-"""`AcrRegistry.list_tags` reads `_tags` pages as raw JSON (not through the SDK's deserializer).
+"""`retag.acr.wire`: ACR listing JSON -> `TagInfo`/`ManifestInfo`, paging via `Link`.
+
+`AcrRegistry.list_tags` reads `_tags` pages as raw JSON (not through the SDK's deserializer).
+Wire shapes: ACR data-plane API 2021-07-01 (design.md §1; the `_tags`/`_manifests` entries of
+azure-sdk-for-python `sdk/containerregistry/azure-containerregistry/tests/recordings/`).
 
 Differential: every listing is compared with what the SDK's own `list_tag_properties` returns for
 the same registry state (the real SDK, over TLS, against the emulator), so the fast path cannot
@@ -9,21 +13,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from azure.containerregistry import ContainerRegistryClient
 
 from emulator import Emulator
-from retag.acr.client import AcrRegistry, _next_link, tag_info_from_json
-from retag.registry import NotFoundError, RegistryError, TagInfo
-from tests.acr.conftest import clear, logged
+from retag.acr.client import AcrRegistry
+from retag.acr.wire import manifest_info_from_json, next_link, tag_info_from_json
+from retag.registry import NotFoundError, RegistryError, TagInfo, tally_requests
+from tests.acr.conftest import clear, logged, push
 from tests.support import images
 
 DIGEST = "sha256:" + "a" * 64
-
-
-def push(acr: Emulator, repo: str, image: images.Image, tag: str | None = None) -> str:
-    return images.push_image(acr.endpoint, repo, image, tag, verify=acr.ca_bundle)
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def small_pages(acr: Emulator) -> Iterator[AcrRegistry]:
     adapter.close()
 
 
-def sdk_tags(registry: AcrRegistry, repo: str, **kwargs: Any) -> list[TagInfo]:
+def sdk_tags(sdk: ContainerRegistryClient, repo: str, **kwargs: Any) -> list[TagInfo]:
     """The same listing through the SDK's `list_tag_properties` (what `list_tags` used to do)."""
     return [
         TagInfo(
@@ -46,14 +49,12 @@ def sdk_tags(registry: AcrRegistry, repo: str, **kwargs: Any) -> list[TagInfo]:
             can_delete=p.can_delete is not False,
             can_write=p.can_write is not False,
         )
-        for p in registry._client.list_tag_properties(
-            repo, results_per_page=registry._page_size, **kwargs
-        )
+        for p in sdk.list_tag_properties(repo, results_per_page=3, **kwargs)
     ]
 
 
 def test_digest_filter_over_several_pages_matches_the_sdk(
-    acr: Emulator, small_pages: AcrRegistry, repo: str
+    acr: Emulator, small_pages: AcrRegistry, sdk: ContainerRegistryClient, repo: str
 ) -> None:
     one, two = images.oci_image(seed=101), images.docker_image(seed=102)
     push(acr, repo, one, "one")
@@ -66,7 +67,7 @@ def test_digest_filter_over_several_pages_matches_the_sdk(
     for i in range(4):
         small_pages.put_manifest(repo, second, f"b{i}")
     # one locked tag on the filtered digest: the flags must come through the raw JSON
-    small_pages._client.update_tag_properties(repo, "a03", can_delete=False, can_write=False)
+    sdk.update_tag_properties(repo, "a03", can_delete=False, can_write=False)
 
     list(small_pages.list_tags(repo, digest=DIGEST))  # warm the token: no 401 below
     clear(acr)
@@ -86,9 +87,9 @@ def test_digest_filter_over_several_pages_matches_the_sdk(
     assert locked == {"a03"}
     assert next(t for t in listed if t.name == "a03").can_write is False
 
-    assert listed == sdk_tags(small_pages, repo, digest=one.digest)
+    assert listed == sdk_tags(sdk, repo, digest=one.digest)
     everything = list(small_pages.list_tags(repo))
-    assert everything == sdk_tags(small_pages, repo)
+    assert everything == sdk_tags(sdk, repo)
     assert len(everything) == len(on_one) + 5
     for tag in everything:
         assert tag.created_on.tzinfo is not None
@@ -105,19 +106,22 @@ def test_list_tags_streams_one_page_at_a_time(
     for i in range(8):
         small_pages.put_manifest(repo, manifest, f"t{i}")
     list(small_pages.list_tags(repo))  # warm the token
-    before = small_pages.requests_made
-    tags = small_pages.list_tags(repo)
-    assert small_pages.requests_made == before  # a generator: nothing sent yet
-    [next(tags) for _ in range(3)]
-    assert small_pages.requests_made == before + 1  # one page so far
-    next(tags)
-    assert small_pages.requests_made == before + 2
-    assert len(list(tags)) == 5
-    assert small_pages.requests_made == before + 3
+    with tally_requests() as sent:
+        tags = small_pages.list_tags(repo)
+        assert sent.count == 0  # a generator: nothing sent yet
+        [next(tags) for _ in range(3)]
+        assert sent.count == 1  # one page so far
+        next(tags)
+        assert sent.count == 2
+        assert len(list(tags)) == 5
+        assert sent.count == 3
 
 
 def test_repository_name_with_slashes_is_one_encoded_path_segment(
-    acr: Emulator, registry: AcrRegistry, caplog: pytest.LogCaptureFixture
+    acr: Emulator,
+    registry: AcrRegistry,
+    sdk: ContainerRegistryClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     repo = "team/sub/app"
     image = images.oci_image(seed=104)
@@ -131,7 +135,7 @@ def test_repository_name_with_slashes_is_one_encoded_path_segment(
     assert urls
     # like the SDK (`quote(name, safe="")`): slashes of the name are %2F in the path
     assert all("/acr/v1/team%2Fsub%2Fapp/_tags?" in url for url in urls)
-    assert tags == sdk_tags(registry, repo, digest=image.digest)
+    assert tags == sdk_tags(sdk, repo, digest=image.digest)
 
 
 def test_missing_repository_is_not_found_and_a_bad_filter_is_an_error(
@@ -246,6 +250,87 @@ def test_malformed_tag_entries_raise_registry_error(entry: dict[str, Any]) -> No
 
 
 def test_bare_link_is_followed_like_the_sdk() -> None:
-    assert _next_link("</acr/v1/a/_tags?last=x&n=3>") == "/acr/v1/a/_tags?last=x&n=3"
-    assert _next_link("</acr/v1/a/_tags?last=x&n=3>;") == "/acr/v1/a/_tags?last=x&n=3"
-    assert _next_link('</acr/v1/a/_tags?last=x&n=3>; rel="prev"') is None
+    assert next_link("</acr/v1/a/_tags?last=x&n=3>") == "/acr/v1/a/_tags?last=x&n=3"
+    assert next_link("</acr/v1/a/_tags?last=x&n=3>;") == "/acr/v1/a/_tags?last=x&n=3"
+    assert next_link('</acr/v1/a/_tags?last=x&n=3>; rel="prev"') is None
+
+
+# -- listings -------------------------------------------------------------------------------------
+CHILD = "sha256:" + "b" * 64
+
+
+def test_manifest_info_from_acr_listing_entry() -> None:
+    info = manifest_info_from_json(
+        {
+            "digest": DIGEST,
+            "imageSize": 1234,
+            "createdTime": "2026-01-02T03:04:05.1234567Z",
+            "lastUpdateTime": "2026-01-03T00:00:00Z",
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "tags": ["latest", "v1"],
+            "references": [{"digest": CHILD, "architecture": "amd64", "os": "linux"}],
+            "changeableAttributes": {"deleteEnabled": False, "writeEnabled": True},
+        }
+    )
+    assert info.digest == DIGEST
+    assert info.size == 1234
+    assert info.tags == ("latest", "v1")
+    assert info.references == (CHILD,)
+    assert info.media_type == "application/vnd.oci.image.index.v1+json"
+    assert info.created_on == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    assert info.last_updated_on.tzinfo == UTC
+    assert not info.can_delete
+    assert info.can_write
+    assert info.locked
+    assert not info.has_subject
+
+
+def test_manifest_info_subject_and_defaults() -> None:
+    info = manifest_info_from_json(
+        {
+            "digest": DIGEST,
+            "createdTime": "2026-01-02T03:04:05",
+            "lastUpdateTime": "2026-01-02T03:04:05",
+            "subject": {"digest": CHILD},
+            "tags": None,
+            "references": "nonsense",
+            "imageSize": True,
+        }
+    )
+    assert info.has_subject
+    assert info.tags == ()
+    assert info.references == ()
+    assert info.size is None
+    assert info.media_type is None
+    assert info.can_delete
+    assert info.can_write
+    assert not info.locked
+    assert info.created_on.tzinfo == UTC
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"createdTime": "2026-01-01T00:00:00Z", "lastUpdateTime": "2026-01-01T00:00:00Z"},
+        {"digest": DIGEST, "lastUpdateTime": "2026-01-01T00:00:00Z"},
+        {"digest": DIGEST, "createdTime": "yesterday", "lastUpdateTime": "2026-01-01T00:00:00Z"},
+    ],
+)
+def test_malformed_listing_entries_raise_registry_error(entry: dict[str, Any]) -> None:
+    with pytest.raises(RegistryError):
+        manifest_info_from_json(entry)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ('</acr/v1/a/_tags?last=x&n=100>; rel="next"', "/acr/v1/a/_tags?last=x&n=100"),
+        ("</acr/v1/a/_tags?last=x&n=100>; rel=next", "/acr/v1/a/_tags?last=x&n=100"),
+        ('<https://r/x?n=1>; rel="prev", <https://r/y?n=1>; rel="next"', "https://r/y?n=1"),
+        ('<https://r/x?n=1>; rel="prev"', None),
+    ],
+)
+def test_next_link(header: str | None, expected: str | None) -> None:
+    assert next_link(header) == expected

@@ -1,36 +1,39 @@
-"""Every `Registry` method of `AcrRegistry`: the real SDK, over TLS, against the emulator."""
+"""`retag.acr.client`: every `Registry` method of `AcrRegistry` (the real SDK, over TLS, against the
+emulator), its constructor and `from_settings` / `registry_for`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from azure.containerregistry import ContainerRegistryClient
 
 from emulator import Emulator
-from retag.acr.client import OCI_MANIFEST, PAGE_SIZE, AcrRegistry, registry_for
+from retag.acr.client import AcrRegistry, registry_for
+from retag.acr.wire import PAGE_SIZE
+from retag.oci import OCI_MANIFEST
 from retag.registry import (
     ConflictError,
     Manifest,
     NotFoundError,
     Registry,
     RegistryError,
+    tally_requests,
 )
-from retag.settings import load_settings
-from tests.acr.conftest import clear, logged
+from retag.settings import SettingsError, load_settings
+from tests.acr.conftest import clear, logged, push
 from tests.support import images
-
-
-def push(acr: Emulator, repo: str, image: images.Image, tag: str | None = None) -> str:
-    return images.push_image(acr.endpoint, repo, image, tag, verify=acr.ca_bundle)
 
 
 def test_acr_registry_satisfies_the_registry_protocol(registry: AcrRegistry) -> None:
     adapter: Registry = registry  # mypy checks the protocol; the asserts check it at runtime
     assert adapter.login_server == registry.login_server
-    assert adapter.requests_made == 0
+    assert not hasattr(adapter, "requests_made")  # requests are counted by tally_requests()
 
 
 @pytest.mark.parametrize(
@@ -240,13 +243,13 @@ def test_delete_manifest_removes_it_and_its_tags(
 
 
 def test_locked_tag_is_never_overwritten_or_deleted(
-    acr: Emulator, registry: AcrRegistry, repo: str
+    acr: Emulator, registry: AcrRegistry, sdk: ContainerRegistryClient, repo: str
 ) -> None:
     first, second = images.oci_image(seed=71), images.oci_image(seed=72)
     push(acr, repo, first, "locked")
     push(acr, repo, second, "other")
     # lock it with the SDK's own API (what `az acr repository update --write-enabled false` does)
-    registry._client.update_tag_properties(repo, "locked", can_write=False, can_delete=False)
+    sdk.update_tag_properties(repo, "locked", can_write=False, can_delete=False)
     assert registry.get_tag(repo, "locked").locked
     with pytest.raises(ConflictError, match="locked"):
         registry.put_manifest(repo, registry.get_manifest(repo, "other"), "locked")
@@ -302,3 +305,67 @@ def test_from_settings_and_registry_for_build_one_adapter_per_settings(acr: Emul
     own = AcrRegistry.from_settings(settings, read_timeout=1.0)
     assert own is not shared
     own.close()
+
+
+# -- login server, redaction, constructor validation ----------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("myreg.azurecr.io", "myreg.azurecr.io"),
+        ("127.0.0.1:5443", "127.0.0.1:5443"),
+    ],
+)
+def test_login_server_is_taken_as_given(value: str, expected: str) -> None:
+    assert AcrRegistry(value, credential="anonymous").login_server == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", "not a valid login server"),
+        ("http://myreg.azurecr.io", "drop 'http://'"),
+        # Issue 11: one login-server rule for ACR_LOGIN_SERVER and the adapter (settings'). The
+        # adapter used to strip `https://`, a trailing `/` and uppercase; now it refuses them
+        # with the same message ACR_LOGIN_SERVER gives.
+        ("https://MyReg.azurecr.io/", "drop 'https://'"),
+        ("MyReg.azurecr.io", "must be lowercase"),
+        ("myreg.azurecr.io/app", "has a path"),
+        ("my reg", "not a valid login server"),
+        ("u@myreg.io", "not a valid login server"),
+    ],
+)
+def test_bad_login_servers_are_rejected_with_the_settings_rule(value: str, problem: str) -> None:
+    with pytest.raises(ValueError, match="login server") as caught:
+        AcrRegistry(value, credential="anonymous")
+    assert problem in str(caught.value)
+    if value:  # (an empty ACR_LOGIN_SERVER is "required" instead)
+        with pytest.raises(SettingsError, match=re.escape(problem)):
+            load_settings({"ACR_LOGIN_SERVER": value})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"credential": "managed"}, "credential must be"),
+        ({"credential": object()}, "credential must be"),
+        ({"credential": "anonymous", "read_timeout": 0}, "read_timeout"),
+        ({"credential": "anonymous", "deadline_seconds": -1}, "deadline_seconds"),
+        ({"credential": "anonymous", "retry_total": -1}, "retry_total"),
+        ({"credential": "anonymous", "page_size": 0}, "page_size"),
+        ({"credential": "anonymous", "ca_bundle": "/no/such/ca.pem"}, "ca_bundle: .*existing file"),
+    ],
+)
+def test_constructor_validates_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AcrRegistry("127.0.0.1:1", **kwargs)
+
+
+def test_default_credential_is_built_without_network() -> None:
+    from azure.identity import DefaultAzureCredential
+
+    registry = AcrRegistry("myregistry.azurecr.io", credential="default")
+    with tally_requests() as sent:
+        assert isinstance(registry.authenticator.credential, DefaultAzureCredential)
+    assert sent.count == 0
+    assert registry.endpoint == "https://myregistry.azurecr.io"
+    registry.close()
