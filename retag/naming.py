@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from retag.oci import HEX_DIGEST_RE, tag_problem
+from retag.registry import TagInfo
 
 FIELDS = ("tag", "timestamp", "digest")
 DIGEST_MIN_PRECISION = 7
@@ -356,3 +357,19 @@ class TagTemplate:
             else:
                 pieces.append(f"[a-f0-9]{{{part.precision}}}")
         return "^" + "".join(pieces) + "$"
+
+
+def newest_generated(
+    template: TagTemplate, source_tag: str, tags: Iterable[TagInfo]
+) -> TagInfo | None:
+    """The generated tag of `source_tag` that Flux selects (the newest push time in its name,
+    then the name; `lastUpdateTime` for a template without {timestamp}), or None."""
+    best: TagInfo | None = None
+    best_key: tuple[datetime, str] | None = None
+    for tag in tags:
+        if not template.is_generated(tag.name, source_tag):
+            continue
+        key = template.order_key(tag.name) or (tag.last_updated_on, tag.name)
+        if best_key is None or key > best_key:
+            best, best_key = tag, key
+    return best

@@ -14,6 +14,9 @@ points to; no push gets more than one generated tag. So a push of S to digest d:
 
 A rollback (S moved back to an older digest that carries an OLD generated tag) is not covered:
 a newer generated tag sits on another digest, so the rollback gets a new tag that sorts newest.
+A push S has since moved away from (a late, reordered or replica event: S is no longer among the
+tags on d) is superseded: nothing is written, since its tag could sort newest on a digest Flux
+must no longer deploy.
 
 Cost: the tags on d (`_tags?digest=`) are read concurrently with the manifest GET, so a new tag
 is 3 requests in about 2 round trips. When d already carries a generated tag of S that is older
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from retag.naming import TagTemplate
+from retag.naming import TagTemplate, newest_generated
 from retag.oci import digest_problem, repository_problem, tag_problem
 from retag.registry import (
     ConflictError,
@@ -67,6 +70,8 @@ class TagResult:
     written: bool
     """True when a new tag was PUT; False when the push was already tagged (nothing written)."""
     reason: str
+    superseded: bool = False
+    """The source tag no longer points to the digest: nothing written, and `tag` does not exist."""
 
 
 def tag_push(registry: Registry, template: TagTemplate, push: Push) -> TagResult:
@@ -96,16 +101,19 @@ def tag_push(registry: Registry, template: TagTemplate, push: Push) -> TagResult
     done = _decide(template, source_tag, new_tag, on_digest)
     if isinstance(done, TagInfo):
         # d carries an older generated tag of S: a duplicate of that push, or a rollback?
-        newest = _newest_generated(template, source_tag, registry.list_tags(repository))
+        newest = newest_generated(template, source_tag, registry.list_tags(repository))
         done = (
             TagResult(newest.name, False, f"already tagged: {newest.name} is the newest")
             if newest is not None and newest.digest == digest
             else None
         )
     if done is not None:
-        if manifest is not None:
+        if manifest is not None and done.superseded:
+            _raise_if_gone(manifest)  # no tag of the source tag there: does the manifest exist?
+        elif manifest is not None:
             _drain(manifest)
-        _RECENT.remember(key, template, source_tag, done.tag)
+        if not done.superseded:
+            _RECENT.remember(key, template, source_tag, done.tag)
         return done
     if template.needs_existing_check and _refuse_overwrite(registry, repository, digest, new_tag):
         if manifest is not None:
@@ -151,7 +159,13 @@ def _decide(
     tags = list(on_digest)
     if any(t.name == new_tag for t in tags):
         return TagResult(new_tag, False, f"already tagged: {new_tag} exists")
-    newest = _newest_generated(template, source_tag, tags)
+    if not any(t.name == source_tag for t in tags):
+        # The source tag has moved on since this push (a late, reordered or replica event): a tag
+        # now could sort newest on a digest Flux must no longer deploy. The push that moved it
+        # has its own event; reconciliation covers a lost one.
+        reason = f"superseded: {source_tag} no longer points to this digest"
+        return TagResult(new_tag, False, reason, superseded=True)
+    newest = newest_generated(template, source_tag, tags)
     if newest is None:
         return None
     new_key = template.order_key(new_tag)
@@ -160,23 +174,6 @@ def _decide(
         # The digest carries a generated tag of S from this push or a later one.
         return TagResult(newest.name, False, f"already tagged: {newest.name}")
     return newest
-
-
-def _newest_generated(
-    template: TagTemplate, source_tag: str, tags: Iterable[TagInfo]
-) -> TagInfo | None:
-    """The generated tag of `source_tag` that sorts newest (Flux's choice), or None."""
-    best: TagInfo | None = None
-    best_key: tuple[datetime, str] | None = None
-    for tag in tags:
-        if not template.is_generated(tag.name, source_tag):
-            continue
-        key = template.order_key(tag.name)
-        if key is None:
-            key = (tag.last_updated_on, tag.name)
-        if best_key is None or key > best_key:
-            best, best_key = tag, key
-    return best
 
 
 # -- the writes -------------------------------------------------------------------------------
@@ -229,6 +226,16 @@ def _submit(call: Callable[[], _T]) -> Future[_T]:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="acr-retag-tagging")
     return _POOL.submit(carry_context(call))
+
+
+def _raise_if_gone(future: Future[Manifest]) -> None:
+    """NotFoundError when the manifest read found nothing; any other outcome is not needed."""
+    try:
+        future.result()
+    except NotFoundError:
+        raise
+    except Exception:  # noqa: S110 - only "gone" matters here; the decision is made
+        pass
 
 
 def _drain(future: Future[Manifest]) -> None:

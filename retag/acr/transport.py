@@ -309,8 +309,11 @@ class AcrTransport(HttpTransport[Any, Any]):
     def _authorized(
         self, request: Any, request_class: RequestClass, deadline: float, kwargs: dict[str, Any]
     ) -> Any:
+        # Token calls go the way the request goes: through the same proxy (HTTPS_PROXY), if any.
+        token_kwargs = {k: v for k, v in kwargs.items() if k == "proxies"}
+
         def send_token_request(token_request: HttpRequest) -> Any:
-            return self._attempt(token_request, deadline, {})
+            return self._attempt(token_request, deadline, token_kwargs)
 
         position = _body_position(request)
         request.headers.pop("Authorization", None)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from retag.cli.args import check_digest, check_repository, check_tag, json_argument
-from retag.cli.errors import EXIT_OK, usage_error
+from retag.cli.errors import EXIT_OK, CliError, usage_error
 from retag.cli.output import emit, when
 from retag.logline import one_line
 from retag.oci import short_digest
@@ -85,6 +85,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.step(f"tagging {repository}@{short_digest(digest)} as {new_tag}", "push"):
         # Exactly the Function's call: one generated tag per push, whoever tags it first.
         tagged = tag_push(registry, template, Push(repository, source_tag, digest, pushed_at))
+    if tagged.superseded:
+        raise CliError(
+            f"{repository}:{source_tag} does not point to {short_digest(digest)}: nothing written "
+            "(a generated tag there would make Flux deploy it; push the image to the source tag)"
+        )
     result = tagged.tag
     if args.json:
         emit(

@@ -1,13 +1,14 @@
 """The reconciliation job: per repository, decide per source tag and add the missing tags, on the
 one catalog sweep (`retag.sweep`).
 
-Per repository and source tag: ONE `get_tag` and ONE filtered `list_tags(digest=...)`; the
+Per repository and source tag: ONE `get_tag` and ONE filtered `list_tags(digest=...)` (plus one
+full listing when the digest carries only an older generated tag: in sync, or a rollback?); the
 decision is `retag.reconcile.plan.plan_repository` (pure). In apply mode the missing tag is created
 with the same engine as the event path (`retag.tagging.add_generated_tag`). It never moves or
 deletes a tag. The sweep runs repositories on a bounded pool, backs off on throttling (AIMD window
 + shared pause) and requeues a repository whose attempt hit a transient error (it resumes at the
-source tag that failed); no repository starts after the time box, and re-running is idempotent,
-so the next run continues where this one stopped. `run_scheduled_reconcile` is what the
+source tag that failed); no repository starts after the time box, and re-running is idempotent, so
+the next run continues where this one stopped. `run_scheduled_reconcile` is what the
 `reconcile_tags` timer function calls.
 """
 
@@ -190,6 +191,26 @@ class _RepositoryJob:
             self.shared.now,
             settings.reconcile.grace,
         )
+        if decision.outcome == "look":
+            # The digest carries an older generated tag: is it still the newest (in sync), or is
+            # a newer one on another digest (a rollback whose event was lost)?
+            try:
+                everything = ctx.call(lambda: list(registry.list_tags(repository)))
+            except NotFoundError:
+                return SourceTagResult(source_tag, "absent", reason="repository gone")
+            except TransientRegistryError:
+                raise
+            except RegistryError as error:
+                return SourceTagResult(source_tag, "failed", reason=describe_error(error))
+            decision = plan_repository(
+                repository,
+                source,
+                tags_on_digest,
+                settings.retag.template,
+                self.shared.now,
+                settings.reconcile.grace,
+                repository_tags=everything,
+            )
 
         def result(
             status: SourceStatus, reason: str, tag: str | None = decision.tag
@@ -198,7 +219,7 @@ class _RepositoryJob:
                 source_tag, status, decision.digest, decision.updated_on, tag, reason
             )
 
-        if decision.outcome in ("in-sync", "skipped"):
+        if decision.outcome in ("in-sync", "skipped", "look"):
             return result(
                 "in-sync" if decision.outcome == "in-sync" else "skipped", decision.reason
             )

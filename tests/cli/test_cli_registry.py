@@ -157,13 +157,18 @@ def test_tag_with_digest_template_and_source_tag(
     assert acr.tag_digest("e2e/opts", run.out.strip()) == digest
 
     before = datetime.now(UTC).replace(microsecond=0)
-    run = cli(["tag", "e2e/opts", "--digest", digest, "--json"], env=env)
+    run = cli(["tag", "e2e/opts", "--source-tag", "stable", "--digest", digest, "--json"], env=env)
     assert run.code == 0, run.err
     result = json.loads(run.out)
     assert result["timestamp_source"] == "now (--digest)"
-    stamped = datetime.strptime(result["timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    stamped = datetime.fromisoformat(result["timestamp"].replace("Z", "+00:00"))
     assert stamped >= before
-    assert result["tag"].startswith("latest_")
+    assert result["tag"].startswith("stable_")
+
+    # A digest the source tag does not point to is refused: a tag there would win in Flux.
+    run = cli(["tag", "e2e/opts", "--digest", digest], env=env)
+    assert run.code == 1
+    assert "does not point to" in run.err
     assert acr.tag_digest("e2e/opts", result["tag"]) == digest
 
 

@@ -38,6 +38,8 @@ def plan(
     template: TagTemplate = TEMPLATE,
 ) -> tuple[str, str | None, str]:
     decision = plan_repository("team/app", source, tags, template, now, grace)
+    if decision.outcome == "look":  # the engine then lists the whole repository: model it
+        decision = plan_repository("team/app", source, tags, template, now, grace, tags)
     assert decision.repository == "team/app"
     assert decision.source_tag == source.name
     assert decision.digest == source.digest
@@ -62,6 +64,11 @@ def plan(
          "tag", EXPECTED),
         ("locked generated tag still counts", [SOURCE, tag(EXPECTED, writable=False)],
          "in-sync", EXPECTED),
+        # Issue 12: in sync means the NEWEST generated tag (Flux's choice) is on the digest.
+        ("rollback: an older tag on the digest, a newer one elsewhere (event lost)",
+         [SOURCE, tag(OLDER), tag("latest_20261129225000_bbbbbbbbbbbb", OTHER)], "tag", EXPECTED),
+        ("an older tag on the digest, still the newest: a re-push, in sync",
+         [SOURCE, tag(OLDER), tag("latest_20190101000000_bbbbbbbbbbbb", OTHER)], "in-sync", OLDER),
     ],
 )  # fmt: skip
 def test_decision_table(
@@ -142,3 +149,15 @@ def test_custom_template() -> None:
     outcome, new_tag, _ = plan([SOURCE], template=template)
     assert (outcome, new_tag) == ("tag", "build-20261129230700-3f2a9c1")
     assert plan([SOURCE, tag("build-20250101000000-3f2a9c1")], template=template)[0] == "in-sync"
+
+
+def test_an_older_generated_tag_on_the_digest_asks_for_the_whole_repository() -> None:
+    """Only the tags on the digest are known: the caller must look wider (one full listing)."""
+    decision = plan_repository("team/app", SOURCE, [SOURCE, tag(OLDER)], TEMPLATE, NOW, GRACE)
+    assert decision.outcome == "look"
+    rollback = [SOURCE, tag(OLDER), tag("latest_20261129225000_bbbbbbbbbbbb", OTHER)]
+    again = plan_repository(
+        "team/app", SOURCE, [SOURCE, tag(OLDER)], TEMPLATE, NOW, GRACE, rollback
+    )
+    assert (again.outcome, again.tag) == ("tag", EXPECTED)
+    assert "rollback" in again.reason

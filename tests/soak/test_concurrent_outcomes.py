@@ -25,14 +25,17 @@ from tests.support.images import oci_image, push_image
 REPO = "concurrent/app"
 
 
-def test_concurrent_events_each_report_their_own_three_requests() -> None:
-    """Each new tag is 3 requests (tags on the digest and the manifest at once, then the PUT)."""
+def test_concurrent_events_each_report_their_own_four_requests() -> None:
+    """Each event is a push to its own repository (concurrent pushes to one repository would
+    supersede each other): the repository's token, then the new tag's 3 requests (the tags on
+    the digest and the manifest at once, then the PUT)."""
     with Emulator() as acr:
         events = []
-        for _ in range(17):
-            image = oci_image()  # a new digest each time: each push gets its own tag
+        for number in range(17):
+            image = oci_image()
             before = len(acr.events())
-            push_image(acr.endpoint, REPO, image, tag="latest", verify=acr.ca_bundle)
+            repository = f"{REPO}{number}"
+            push_image(acr.endpoint, repository, image, tag="latest", verify=acr.ca_bundle)
             events.append(copy.deepcopy(acr.events()[before:][-1]))
             acr.advance_clock(1)
         settings = load_settings(emulator_settings(acr))
@@ -49,12 +52,12 @@ def test_concurrent_events_each_report_their_own_three_requests() -> None:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 results = list(pool.map(handle, events[1:]))
             acr.clear_faults()
-        expected = warm_up.requests + 3 * 16
+        expected = warm_up.requests + 4 * 16
         deadline = time.monotonic() + 5  # the emulator logs a request just after answering it
         while len(acr.requests()) < expected and time.monotonic() < deadline:
             time.sleep(0.01)
         total = len(acr.requests())
-    assert results == [("retagged", 3)] * 16
+    assert results == [("retagged", 4)] * 16
     assert total == expected
 
 

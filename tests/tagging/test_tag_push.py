@@ -138,15 +138,32 @@ def test_a_late_event_of_an_older_push_does_not_win(acr: Emulator, registry: Any
 def test_two_pushes_in_the_same_second_sort_in_push_order(acr: Emulator, registry: Any) -> None:
     first, second = oci_image(), oci_image()
     pushed(acr, first)
-    pushed(acr, second)
-    # Delivered in reverse order, 250 ms apart within one second.
-    tag_push(
-        registry, TEMPLATE, Push(REPO, "latest", second.digest, T0 + timedelta(milliseconds=250))
-    )
     tag_push(registry, TEMPLATE, Push(REPO, "latest", first.digest, T0))
+    pushed(acr, second)  # 250 ms later, within the same second
+    later = T0 + timedelta(milliseconds=250)
+    tag_push(registry, TEMPLATE, Push(REPO, "latest", second.digest, later))
 
     names = sorted(generated(registry))  # Flux: alphabetical on the stamp
     assert [generated(registry)[n] for n in names] == [first.digest, second.digest]
+    assert names[0][:21] == names[1][:21]  # the same second: only the milliseconds tell
+
+
+def test_an_event_of_a_push_the_source_tag_moved_on_from_writes_nothing(
+    acr: Emulator, registry: Any
+) -> None:
+    """A late, reordered or replica event for a digest `latest` no longer points to: a tag there
+    would sort newest and make Flux deploy the wrong image (found by tests/gitops)."""
+    first, second = oci_image(), oci_image()
+    pushed(acr, first)
+    pushed(acr, second)
+    acr.clear_requests()
+
+    late = tag_push(registry, TEMPLATE, Push(REPO, "latest", first.digest, T0 + timedelta(hours=1)))
+
+    assert late.superseded
+    assert not late.written
+    assert puts(acr) == []
+    assert generated(registry) == {}
 
 
 def test_cli_and_function_tagging_the_same_push_give_one_tag(acr: Emulator, registry: Any) -> None:
