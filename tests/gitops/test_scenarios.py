@@ -272,7 +272,7 @@ def regional_world(shared_acr: Emulator, sdk: ContainerRegistryClient) -> Iterat
 def with_host(event: dict[str, Any], host: str) -> dict[str, Any]:
     """The event as ACR sends it for a push through `host` (`data.request.host` is the Host
     header the client used). The emulator always writes its own login server there."""
-    changed = json.loads(json.dumps(event))
+    changed: dict[str, Any] = json.loads(json.dumps(event))
     changed["data"]["request"]["host"] = host
     return changed
 
