@@ -7,11 +7,13 @@ Semantics, verified against the controller's source (fluxcd/image-reflector-cont
 copied, not code):
 
 - `internal/controller/imagepolicy_controller.go` `applyPolicy`: the tags come from the
-  controller's database in the order the ImageRepository scan stored them (the registry's
-  `tags/list`, lexical on ACR and distribution; `internal/database/badger.go` stores the list as
-  given); with `filterTags` they go through the regex filter, the policer picks one extracted
-  value, and `GetOriginalTag` maps it back to the tag. No tag left: "version list argument
-  cannot be empty" (the policy fails).
+  controller's database in the order the ImageRepository scan stored them
+  (`internal/database/badger.go` stores the scanned list as given, after the ImageRepository's
+  `exclusionList`); with `filterTags` they go through the regex filter, the policer picks one
+  extracted value, and `GetOriginalTag` maps it back to the tag. No tag left: "version list
+  argument cannot be empty" (the policy fails). The scan lists `/v2/<name>/tags/list`, which
+  distribution and the emulator return in lexical order (assumed for ACR, not verified here):
+  `select_digest` lists lexically, `select` takes any order.
 - `internal/policy/filter.go` `RegexFilter`: `regexp.Compile(pattern)` (Go RE2; a compile error
   makes the policy invalid), `FindStringSubmatchIndex` (an unanchored search: a pattern without
   `^...$` matches substrings), `Regexp.ExpandString(extract)` when `extract` is not empty (else
