@@ -5,7 +5,9 @@
 2. Push a small random "app image" to `demo/app:latest` through the real SDK.
 3. The emulator delivers `ImagePushed`; the host decodes it exactly as the Python worker does and
    calls `on_image_pushed`, which adds `latest_<timestamp>_<digest>` on the same digest.
-4. Push again: a second generated tag appears. Then a push whose event is lost, caught up by
+4. Push again: a second generated tag appears. Roll back: push the first image again; it gets a
+   new generated tag that sorts newest, and the tag Flux selects (docs/flux.md's ImagePolicy,
+   the tests' model) moves back to the old digest. Then a push whose event is lost, caught up by
    reconciliation; then pruning, first as a dry-run plan, then for real.
 """
 
@@ -44,14 +46,21 @@ def run(out: TextIO = sys.stdout) -> int:
             acr.set_subscribers([host.webhook_url("on_image_pushed")])
             say(f"ACR emulator at {acr.endpoint}; Functions host at {host.url}")
 
+            images: list[tuple[bytes, bytes]] = []
             for attempt in (1, 2):
-                digest = push_app_image(registry)
+                image = app_image()
+                images.append(image)
+                digest = push_app_image(registry, image)
                 say(f"\npush #{attempt}: {REPOSITORY}:{SOURCE_TAG} -> {digest}")
                 latency = wait_for_generated_tag(registry, digest)
                 say(f"generated tag visible {latency * 1000:.0f} ms after the push")
                 acr.wait_for_deliveries()
                 _print_tags(registry, out)
                 acr.advance_clock(3600)
+
+            _rollback(registry, acr, images[0], say)
+            _print_tags(registry, out)
+            acr.advance_clock(1800)
 
             say("\npush #3 with Event Grid delivery switched off (a lost event):")
             acr.set_subscribers([])
@@ -109,14 +118,48 @@ def _printer(out: TextIO) -> Callable[[str], None]:
     return say
 
 
-def push_app_image(registry: Any) -> str:
+def app_image() -> tuple[bytes, bytes]:
+    """A small random image: (config, layer)."""
     config = (
         b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},'
         b'"config":{"Labels":{"build":"' + secrets.token_hex(8).encode() + b'"}}}'
     )
-    layer = secrets.token_bytes(512)
+    return config, secrets.token_bytes(512)
+
+
+def push_app_image(registry: Any, image: tuple[bytes, bytes] | None = None) -> str:
+    config, layer = image if image is not None else app_image()
     digest: str = registry.push_image(REPOSITORY, SOURCE_TAG, config, [layer])
     return digest
+
+
+def flux_selection(registry: Any) -> tuple[str, str]:
+    """(tag, digest) Flux selects under docs/flux.md's ImagePolicy: the same model the tests
+    use (tests/gitops/flux.py reads the policy from the doc and orders tags as Flux does)."""
+    from tests.gitops.flux import ImagePolicy
+
+    tags = {t.name: t.digest for t in registry.list_tags(REPOSITORY)}
+    return ImagePolicy.documented().select_digest(tags)
+
+
+def _rollback(
+    registry: Any, acr: Any, image: tuple[bytes, bytes], say: Callable[[str], None]
+) -> None:
+    """Push #1's image to `latest` again (a re-import of the previous image): it gets a NEW
+    generated tag that sorts newest, so Flux deploys the old digest again."""
+    from retag.oci import short_digest
+
+    tag, digest = flux_selection(registry)
+    say(f"\nFlux (docs/flux.md ImagePolicy) selects {tag} -> {short_digest(digest)}")
+    known = {t.name for t in registry.list_tags(REPOSITORY)}
+    rolled_back = push_app_image(registry, image)
+    say(f"\nrollback: push #1's image to {REPOSITORY}:{SOURCE_TAG} again -> {rolled_back}")
+    wait_for_new_tag(registry, rolled_back, known)
+    acr.wait_for_deliveries()
+    tag, digest = flux_selection(registry)
+    if digest != rolled_back:
+        raise RuntimeError(f"Flux would select {tag} on {digest}, not the rolled-back image")
+    say(f"Flux now selects {tag} -> {short_digest(digest)}: the rollback is deployed")
 
 
 def wait_for_generated_tag(registry: Any, digest: str, timeout: float = 10.0) -> float:
@@ -130,14 +173,26 @@ def wait_for_generated_tag(registry: Any, digest: str, timeout: float = 10.0) ->
     raise RuntimeError(f"no generated tag appeared on {digest} within {timeout} s")
 
 
+def wait_for_new_tag(registry: Any, digest: str, known: set[str], timeout: float = 10.0) -> None:
+    """Wait until a generated tag not in `known` is on `digest`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        tags = {t.name for t in registry.list_tags(REPOSITORY, digest=digest)}
+        if tags - known - {SOURCE_TAG}:
+            return
+        time.sleep(0.002)
+    raise RuntimeError(f"no new generated tag appeared on {digest} within {timeout} s")
+
+
 def _print_tags(registry: Any, out: TextIO) -> None:
     from retag.oci import short_digest
 
     tags = sorted(registry.list_tags(REPOSITORY), key=lambda t: (t.last_updated_on, t.name))
-    print(f"\n  {'TAG':<36} {'DIGEST':<20} UPDATED (UTC)", file=out)
+    width = max([36, *(len(t.name) for t in tags)])  # 17-digit stamps make 38-character tags
+    print(f"\n  {'TAG':<{width}} {'DIGEST':<20} UPDATED (UTC)", file=out)
     for tag in tags:
         when = tag.last_updated_on.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"  {tag.name:<36} {short_digest(tag.digest):<20} {when}", file=out)
+        print(f"  {tag.name:<{width}} {short_digest(tag.digest):<20} {when}", file=out)
 
 
 def _prune(out: TextIO) -> None:
