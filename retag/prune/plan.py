@@ -166,6 +166,10 @@ class PrunePolicy:
     keep: int
     min_age: timedelta
     untagged: bool
+    pushed_at_of: Callable[[str], datetime | None] = lambda _name: None
+    """The push time a generated tag's name encodes (`TagTemplate.pushed_at_of`), or None: a tag
+    is aged by it, so re-writing an old tag (a moved `lastUpdateTime`) never makes it young, and
+    the newest are the newest by it, as Flux orders them (issue 12)."""
 
     def __post_init__(self) -> None:
         if self.keep < 0:
@@ -183,6 +187,7 @@ class PrunePolicy:
         keep: int,
         min_age: timedelta,
         untagged: bool,
+        pushed_at_of: Callable[[str], datetime | None] | None = None,
     ) -> PrunePolicy:
         sources = frozenset(source_tags)
         if scope == "generated":
@@ -194,7 +199,9 @@ class PrunePolicy:
 
         else:  # pragma: no cover - guarded by Literal and settings validation
             raise ValueError(f"unknown prune scope {scope!r}")
-        return cls(sources, is_candidate, keep, min_age, untagged)
+        if pushed_at_of is None:
+            return cls(sources, is_candidate, keep, min_age, untagged)
+        return cls(sources, is_candidate, keep, min_age, untagged, pushed_at_of)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrunePolicy:
@@ -206,6 +213,7 @@ class PrunePolicy:
             keep=settings.prune.keep,
             min_age=settings.prune.min_age,
             untagged=settings.prune.untagged,
+            pushed_at_of=settings.retag.template.pushed_at_of,
         )
 
 
@@ -309,14 +317,17 @@ def plan_repository(
         else:
             candidates.append(tag)
 
-    newest = heapq.nlargest(policy.keep, candidates, key=_newest_key) if policy.keep else []
+    def newest_key(tag: TagInfo) -> tuple[datetime, str]:
+        return (policy.pushed_at_of(tag.name) or tag.last_updated_on, tag.name)
+
+    newest = heapq.nlargest(policy.keep, candidates, key=newest_key) if policy.keep else []
     newest_names = {tag.name for tag in newest}
     expired: list[TagInfo] = []
     for tag in candidates:
         on = manifest_by_digest.get(tag.digest)
         if tag.name in newest_names:
             reason: KeepReason | None = KeepReason.NEWEST
-        elif now - _age_reference(tag.created_on, tag.last_updated_on) < policy.min_age:
+        elif now - _tag_age_reference(tag, policy) < policy.min_age:
             reason = KeepReason.TOO_YOUNG
         elif tag.locked:
             reason = KeepReason.LOCKED
@@ -328,7 +339,7 @@ def plan_repository(
             expired.append(tag)
         else:
             kept.append(Kept("tag", tag.name, shared(tag.digest), reason))
-    expired.sort(key=_newest_key)  # oldest first: a time-boxed run removes the oldest garbage
+    expired.sort(key=newest_key)  # oldest first: a time-boxed run removes the oldest garbage
     deleted_tags = {(tag.name, tag.digest) for tag in expired}
     deletions.extend(
         Deletion("tag", t.name, shared(t.digest), DeleteReason.EXPIRED) for t in expired
@@ -349,8 +360,10 @@ def plan_repository(
     return RepositoryPlan(repository, tuple(deletions), tuple(kept), manifests is not None)
 
 
-def _newest_key(tag: TagInfo) -> tuple[datetime, str]:
-    return (tag.last_updated_on, tag.name)
+def _tag_age_reference(tag: TagInfo, policy: PrunePolicy) -> datetime:
+    """A generated tag is as old as the push its name records; any other tag as its last change."""
+    pushed = policy.pushed_at_of(tag.name)
+    return pushed if pushed is not None else _age_reference(tag.created_on, tag.last_updated_on)
 
 
 def _plan_manifests(

@@ -33,19 +33,6 @@ from tests.gitops.world import POLICY, SOURCE, World, fresh_repository, replica_
 from tests.support.function_app import emulator_settings, loaded_function_app
 from tests.support.images import oci_image
 
-PENDING_RECONCILE = (
-    "issue 12 pending: reconcile's in-sync means 'some generated tag on digest(S)', not "
-    "'the newest generated tag of S is on digest(S)'"
-)
-PENDING_PRUNE = "issue 12 pending: prune ages generated tags by lastUpdateTime, not by the name"
-PENDING_CLI = (
-    "issue 12 pending: the CLI `tag` command uses add_generated_tag, not retag.tagging.tag_push"
-)
-FOUND_STALE_EVENT = (
-    "issue 12 bug found by tests/gitops (not in the pending list): an event of a push that "
-    "`latest` has since moved away from is still tagged, and its tag can sort newest"
-)
-
 
 @pytest.fixture
 def world(
@@ -119,7 +106,6 @@ def test_1_a_lost_rollback_event_within_the_grace_period_is_left_to_the_event_pa
     assert result.status in ("in-sync", "skipped")
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING_RECONCILE)
 def test_1_a_lost_rollback_event_is_caught_up_by_the_reconcile_timer(world: World) -> None:
     old, _, _ = rollback_setup(world)  # the rollback's event is lost
     # The registry clock is two hours behind: the rollback is past RECONCILE_GRACE (15m).
@@ -130,7 +116,6 @@ def test_1_a_lost_rollback_event_is_caught_up_by_the_reconcile_timer(world: Worl
     assert digest == old.digest
 
 
-@pytest.mark.xfail(strict=True, reason=FOUND_STALE_EVENT)
 def test_1_a_rollback_whose_event_overtakes_the_previous_push_event(world: World) -> None:
     """Event Grid does not order deliveries: push A, push B (its event delayed), roll back to A
     (its event delivered at once: A carries the newest generated tag, nothing to write); then
@@ -178,24 +163,21 @@ def test_2_redelivery_writes_nothing_and_prune_still_ages_the_tag(world: World) 
     world.assert_invariant()
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING_PRUNE)
 @pytest.mark.settings(PRUNE_MODE="delete", PRUNE_KEEP="1", PRUNE_MIN_AGE="1h")
 def test_2_prune_ages_a_late_written_tag_by_the_push_time_in_its_name(world: World) -> None:
     """A push's event delivered three hours late (Event Grid retries for 24 h) writes a tag that
     is old by its name but young by `lastUpdateTime`: prune must age it by its name."""
     world.acr.set_clock(datetime.now(UTC) - timedelta(hours=3))
     late = world.push(oci_image())
-    world.acr.advance_clock(1)
-    deliver_new(world)
     world.acr.set_clock(datetime.now(UTC) - timedelta(minutes=2))
-    world.deliver(late)  # first delivery, three hours after the push
+    world.deliver(late)  # first delivery, three hours after the push (latest is still on it)
     late_tag = world.template.render(
         SOURCE,
         datetime.fromisoformat(late["data"]["timestamp"].replace("Z", "+00:00")),
         late["data"]["target"]["digest"],
     )
     assert late_tag in world.generated()
-    world.assert_invariant()  # the late tag sorts where its push belongs: not newest
+    world.assert_invariant()
     world.acr.advance_clock(1)
     deliver_new(world)  # a newer candidate (keep=1 keeps it by either ordering)
     world.acr.advance_clock(1)
@@ -238,7 +220,6 @@ def test_3_a_replica_copy_arriving_before_the_original_event_gives_one_tag(world
     world.assert_invariant()
 
 
-@pytest.mark.xfail(strict=True, reason=FOUND_STALE_EVENT)
 def test_3_a_replica_copy_of_a_superseded_push_arriving_late_writes_nothing(
     world: World,
 ) -> None:
@@ -353,7 +334,20 @@ def test_4_two_pushes_in_the_same_second_delivered_in_reverse_order(world: World
 
     world.deliver(second)
     world.assert_invariant()
-    world.deliver(first)  # the older push's event comes last
+    world.deliver(first)  # the older push's event comes last: superseded, nothing written
+
+    _, digest = world.assert_invariant()
+    assert digest == second_image.digest
+    assert sorted(world.generated().values()) == [second_image.digest]
+
+
+def test_4_two_pushes_in_the_same_second_delivered_in_order_sort_in_push_order(
+    world: World,
+) -> None:
+    world.acr.set_clock((datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=100_000))
+    first_image, second_image = oci_image(), oci_image()
+    world.deliver(world.push(first_image))
+    world.deliver(world.push(second_image))  # the same second, a few milliseconds later
 
     _, digest = world.assert_invariant()
     assert digest == second_image.digest
@@ -406,7 +400,6 @@ def test_5_cli_tags_a_rollback_whose_event_is_lost(world: World) -> None:
     world.assert_invariant()
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING_CLI)
 def test_5_the_function_first_then_the_cli_writes_nothing(world: World) -> None:
     image = oci_image()
     world.deliver(world.push(image))

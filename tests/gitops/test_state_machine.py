@@ -265,6 +265,7 @@ class GitOpsMachine(RuleBasedStateMachine):
             keep=keep,
             min_age=PRUNE_MIN_AGE,
             untagged=False,
+            pushed_at_of=template.pushed_at_of,  # as PrunePolicy.from_settings builds it
         )
         before = self.world.tags()
         selected = self.world.selected(before)[0] if self.world.generated(before) else None
@@ -404,40 +405,10 @@ def test_the_invariant_holds_over_random_sequences() -> None:
 @pytest.mark.parametrize(
     "machine",
     [
-        pytest.param(
-            LostRollbacks,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 12 pending: reconcile's in-sync is 'some generated tag on "
-                "digest(S)', not 'the newest generated tag of S is on digest(S)'",
-            ),
-            id="lost-rollbacks",
-        ),
-        pytest.param(
-            WithCli,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 12 pending: the CLI `tag` uses add_generated_tag, not tag_push",
-            ),
-            id="cli",
-        ),
-        pytest.param(
-            PruneByName,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 12 pending: prune ages by lastUpdateTime, not the name's timestamp",
-            ),
-            id="prune-by-name",
-        ),
-        pytest.param(
-            StaleEvents,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 12 bug found by tests/gitops: an event of a push `latest` has "
-                "moved away from is still tagged and can sort newest",
-            ),
-            id="stale-events",
-        ),
+        pytest.param(LostRollbacks, id="lost-rollbacks"),
+        pytest.param(WithCli, id="cli"),
+        pytest.param(PruneByName, id="prune-by-name"),
+        pytest.param(StaleEvents, id="stale-events"),
     ],
 )
 def test_pending_parts(machine: type[GitOpsMachine]) -> None:
