@@ -262,22 +262,15 @@ class _Recent:
     ) -> bool:
         with self._lock:
             known = self._tags.get(key)
-        if known is None or not template.is_generated(known, source_tag):
-            return False
-        if known == new_tag:
-            return True
-        known_key, new_key = template.order_key(known), template.order_key(new_tag)
-        return known_key is not None and new_key is not None and known_key >= new_key
+        return known == new_tag or _not_older(template, source_tag, known, new_tag)
 
     def remember(
         self, key: tuple[str, str, str], template: TagTemplate, source_tag: str, tag: str
     ) -> None:
         with self._lock:
             known = self._tags.get(key)
-            if known is not None and template.is_generated(known, source_tag):
-                known_key, new_key = template.order_key(known), template.order_key(tag)
-                if known_key is not None and new_key is not None and known_key > new_key:
-                    tag = known
+            if known != tag and _not_older(template, source_tag, known, tag):
+                tag = known or tag  # keep the newer one we already knew
             self._tags[key] = tag
             self._tags.move_to_end(key)
             while len(self._tags) > self._size:
@@ -286,6 +279,14 @@ class _Recent:
     def clear(self) -> None:
         with self._lock:
             self._tags.clear()
+
+
+def _not_older(template: TagTemplate, source_tag: str, known: str | None, tag: str) -> bool:
+    """True when `known` is a generated tag of `source_tag` that sorts at or after `tag`."""
+    if known is None or not template.is_generated(known, source_tag):
+        return False
+    known_key, tag_key = template.order_key(known), template.order_key(tag)
+    return known_key is not None and tag_key is not None and known_key >= tag_key
 
 
 _RECENT = _Recent()

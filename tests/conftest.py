@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -21,6 +22,8 @@ settings.load_profile("ci" if os.environ.get("CI", "").lower() in {"1", "true"} 
 
 
 # -- the shared fixtures: one emulator, one registry adapter (directories reuse these) ---------
+# A directory that needs other adapter options overrides `registry_options`; one that shares an
+# emulator per module overrides `acr` with `module_acr`.
 
 
 @pytest.fixture
@@ -30,10 +33,25 @@ def acr() -> Iterator[Emulator]:
         yield emulator
 
 
+@pytest.fixture(scope="module")
+def module_acr() -> Iterator[Emulator]:
+    """One emulator for a whole test module (anonymous access)."""
+    with Emulator() as emulator:
+        yield emulator
+
+
 @pytest.fixture
-def registry(acr: Emulator) -> Iterator[object]:
+def registry_options() -> dict[str, Any]:
+    """Keyword arguments of the `registry` adapter beyond login server, credential and CA."""
+    return {}
+
+
+@pytest.fixture
+def registry(acr: Emulator, registry_options: dict[str, Any]) -> Iterator[Any]:
     """The product's registry adapter (`retag.acr.client.AcrRegistry`) on `acr`, anonymous."""
     from retag.acr.client import AcrRegistry
 
-    with AcrRegistry(acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle) as adapter:
+    with AcrRegistry(
+        acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle, **registry_options
+    ) as adapter:
         yield adapter

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from retag.timeutil import utc_iso
 
@@ -88,3 +88,23 @@ class JsonStream:
         body = json.dumps({**tail, "ok": ok, "error": error}, indent=2)
         self.out.write("\n], " + body[1:].lstrip() + "\n")
         self.out.flush()
+
+
+class RunReport(Protocol):
+    """What a prune or reconcile report tells about its run (their `ok`, `error`, `interrupted`)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def interrupted(self) -> bool: ...
+
+
+def run_outcome(report: RunReport, *, interrupted: bool = False) -> tuple[bool, str | None]:
+    """`(ok, error)` of a run: the report's own, or interrupted when Ctrl-C came outside it."""
+    if interrupted and not report.interrupted:
+        return False, "interrupted: the report shows what was done before Ctrl-C"
+    return report.ok, report.error

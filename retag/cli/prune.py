@@ -24,12 +24,12 @@ from retag.cli.args import (
     repository_argument,
 )
 from retag.cli.errors import finish_run
-from retag.cli.output import JsonStream
+from retag.cli.output import JsonStream, run_outcome
 
 if TYPE_CHECKING:
     from retag.cli.env import Context
     from retag.prune.job import Progress
-    from retag.prune.report import PruneReport, RepositoryResult
+    from retag.prune.report import RepositoryResult
     from retag.registry import Registry
     from retag.settings import Settings
 
@@ -96,13 +96,6 @@ def settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
         changes["repositories"] = args.repository
     changes["mode"] = getattr(args, "mode", None) or "dry-run"
     return replace(settings, prune=replace(settings.prune, **changes))
-
-
-def run_outcome(report: PruneReport, *, interrupted: bool = False) -> tuple[bool, str | None]:
-    """`(ok, error)` of a run: the report's own (`PruneReport.ok`/`error`), or interrupted."""
-    if interrupted and not report.interrupted:
-        return False, "interrupted: the report shows what was done before Ctrl-C"
-    return report.ok, report.error
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Literal
 from retag.cli.args import duration_argument, int_argument, mode_argument, repository_argument
 from retag.cli.args import json_argument as json_flag
 from retag.cli.errors import finish_run
-from retag.cli.output import emit
+from retag.cli.output import emit, run_outcome
 from retag.reconcile.job import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION
 
 if TYPE_CHECKING:
     from retag.cli.env import Context
-    from retag.reconcile.report import ReconcileReport
     from retag.registry import Registry
     from retag.settings import Settings
 
@@ -57,13 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop starting repositories after this long, e.g. 90s, 10m (default 8m)",
     )
     json_flag(parser)
-
-
-def run_outcome(report: ReconcileReport, *, interrupted: bool = False) -> tuple[bool, str | None]:
-    """`(ok, error)` of a run: the report's own (`ReconcileReport.ok`/`error`), or interrupted."""
-    if interrupted and not report.interrupted:
-        return False, "interrupted: the report shows what was done before Ctrl-C"
-    return report.ok, report.error
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

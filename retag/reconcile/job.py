@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from retag.logline import LOGGER, describe_error, line
-from retag.reconcile.plan import Mode, SourceStatus, plan_repository
+from retag.reconcile.plan import Decision, Mode, SourceStatus, plan_repository
 from retag.reconcile.report import ReconcileReport, RepositoryResult, SourceTagResult
 from retag.registry import (
     ConflictError,
@@ -31,6 +31,7 @@ from retag.registry import (
     PermissionDeniedError,
     Registry,
     RegistryError,
+    TagInfo,
     TransientRegistryError,
 )
 from retag.settings import format_duration
@@ -183,26 +184,9 @@ class _RepositoryJob:
             raise  # the sweep requeues the repository; it resumes with this source tag
         except RegistryError as error:
             return SourceTagResult(source_tag, "failed", reason=describe_error(error))
-        decision = plan_repository(
-            repository,
-            source,
-            tags_on_digest,
-            settings.retag.template,
-            self.shared.now,
-            settings.reconcile.grace,
-        )
-        if decision.outcome == "look":
-            # The digest carries an older generated tag: is it still the newest (in sync), or is
-            # a newer one on another digest (a rollback whose event was lost)?
-            try:
-                everything = ctx.call(lambda: list(registry.list_tags(repository)))
-            except NotFoundError:
-                return SourceTagResult(source_tag, "absent", reason="repository gone")
-            except TransientRegistryError:
-                raise
-            except RegistryError as error:
-                return SourceTagResult(source_tag, "failed", reason=describe_error(error))
-            decision = plan_repository(
+
+        def plan(everything: list[TagInfo] | None = None) -> Decision:
+            return plan_repository(
                 repository,
                 source,
                 tags_on_digest,
@@ -211,6 +195,19 @@ class _RepositoryJob:
                 settings.reconcile.grace,
                 repository_tags=everything,
             )
+
+        decision = plan()
+        if decision.outcome == "look":
+            # The digest carries an older generated tag: is it still the newest (in sync), or is
+            # a newer one on another digest (a rollback whose event was lost)?
+            try:
+                decision = plan(ctx.call(lambda: list(registry.list_tags(repository))))
+            except NotFoundError:
+                return SourceTagResult(source_tag, "absent", reason="repository gone")
+            except TransientRegistryError:
+                raise
+            except RegistryError as error:
+                return SourceTagResult(source_tag, "failed", reason=describe_error(error))
 
         def result(
             status: SourceStatus, reason: str, tag: str | None = decision.tag

@@ -20,21 +20,8 @@ _counter = itertools.count()
 
 
 @pytest.fixture
-def acr() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def registry(acr: Emulator) -> Iterator[AcrRegistry]:
-    adapter = AcrRegistry(
-        acr.login_server,
-        credential="anonymous",
-        ca_bundle=acr.ca_bundle,
-        retry_backoff_factor=0.01,
-    )
-    yield adapter
-    adapter.close()
+def registry_options() -> dict[str, Any]:
+    return {"retry_backoff_factor": 0.01}  # the shared `registry`, with quick back-off
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +47,9 @@ def emulator_env(acr: Emulator, credential: str = "anonymous") -> dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def acr() -> Iterator[Emulator]:
-    """One emulator (anonymous access allowed) per test module."""
-    with Emulator(anonymous=True) as emulator:
-        yield emulator
+def acr(module_acr: Emulator) -> Emulator:
+    """One emulator per test module (the shared `module_acr`)."""
+    return module_acr
 
 
 @pytest.fixture

@@ -10,11 +10,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from emulator import Emulator
 from tests.prune.emulated import Seeder
@@ -22,12 +19,6 @@ from tests.prune.emulated import Seeder
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPOSITORIES = [f"int/r{i}" for i in range(4)]
 LATENCY_MS = 120
-
-
-@pytest.fixture
-def acr() -> Iterator[Emulator]:
-    with Emulator(anonymous=True) as emulator:
-        yield emulator
 
 
 def start(acr: Emulator, cwd: Path, *argv: str) -> subprocess.Popen[str]:

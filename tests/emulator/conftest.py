@@ -13,9 +13,9 @@ from tests.emulator.helpers import StaticTokenCredential
 
 
 @pytest.fixture(scope="module")
-def acr() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
+def acr(module_acr: Emulator) -> Emulator:
+    """One emulator per test module (the shared `module_acr`)."""
+    return module_acr
 
 
 @pytest.fixture(params=["anonymous", "credential"])

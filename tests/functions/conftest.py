@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from emulator import Emulator
 from emulator.functions_host import DeliveryResult, FunctionsHost
+from tests.support.function_app import load_function_app
 from tests.support.images import Image, push_image
-
-
-@pytest.fixture
-def acr() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 class App:
@@ -77,18 +71,8 @@ def make_app(acr: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ap
     """Load function_app with the emulator's settings (plus overrides), as a fresh worker would."""
 
     def make(**overrides: str) -> App:
-        env = {
-            "ACR_LOGIN_SERVER": acr.login_server,
-            "ACR_CREDENTIAL": "anonymous",
-            "ACR_CA_BUNDLE": acr.ca_bundle,
-            **overrides,
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        import function_app
-
-        module = importlib.reload(function_app)
-        return App(acr, FunctionsHost(module.app), module)
+        loaded = load_function_app(acr, monkeypatch, **overrides)
+        return App(acr, loaded.host, loaded.module)
 
     return make
 

@@ -28,13 +28,14 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def acr() -> Iterator[Emulator]:
-    with Emulator(anonymous=True) as emulator:
-        yield emulator
+def acr(module_acr: Emulator) -> Emulator:
+    """One emulator per test module (the shared `module_acr`)."""
+    return module_acr
 
 
 @pytest.fixture(scope="module")
 def registry(acr: Emulator) -> Iterator[AcrRegistry]:
+    """Module-scoped (hypothesis reuses it across examples), so not the shared function one."""
     with AcrRegistry(acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle) as client:
         yield client
 

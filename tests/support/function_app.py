@@ -38,14 +38,20 @@ def emulator_settings(acr: Emulator, **overrides: str) -> dict[str, str]:
     }
 
 
+def load_function_app(acr: Emulator, patch: pytest.MonkeyPatch, **overrides: str) -> LoadedApp:
+    """THE way tests load the app: `function_app` reloaded with the emulator's settings (plus
+    `overrides`) set through `patch`, indexed by the Functions host stand-in."""
+    for name, value in emulator_settings(acr, **overrides).items():
+        patch.setenv(name, value)
+    import function_app
+
+    module = importlib.reload(function_app)
+    return LoadedApp(module, FunctionsHost(module.app))
+
+
 @contextmanager
 def loaded_function_app(acr: Emulator, **overrides: str) -> Iterator[LoadedApp]:
-    """`function_app` reloaded with the emulator's settings (plus `overrides`), indexed by the
-    Functions host stand-in; the environment is restored afterwards."""
+    """`load_function_app` for a block (a whole module, a state machine); the environment is
+    restored afterwards."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in emulator_settings(acr, **overrides).items():
-            patch.setenv(name, value)
-        import function_app
-
-        module = importlib.reload(function_app)
-        yield LoadedApp(module, FunctionsHost(module.app))
+        yield load_function_app(acr, patch, **overrides)

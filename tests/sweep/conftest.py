@@ -3,27 +3,17 @@ every 429/503 the emulator injects reaches the sweep as a `TransientRegistryErro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from emulator import Emulator
-from retag.acr.client import AcrRegistry
 from tests.support.images import V2Session, docker_image, push_image
 
 
 @pytest.fixture
-def acr() -> Iterator[Emulator]:
-    with Emulator(anonymous=True) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def registry(acr: Emulator) -> Iterator[AcrRegistry]:
-    with AcrRegistry(
-        acr.login_server, credential="anonymous", ca_bundle=acr.ca_bundle, retry_total=0
-    ) as client:
-        yield client
+def registry_options() -> dict[str, Any]:
+    return {"retry_total": 0}  # the sweep is the retry layer under test here
 
 
 def seed(acr: Emulator, names: list[str]) -> None:
