@@ -29,9 +29,7 @@ from retag.registry import (
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
-    Registry,
     RegistryError,
-    TagInfo,
     TransientRegistryError,
 )
 from retag.settings import format_duration
@@ -39,6 +37,7 @@ from retag.sweep import Context, SweepPolicy, emit, level_of, raise_if_failed, s
 from retag.timeutil import as_utc
 
 if TYPE_CHECKING:
+    from retag.registry import Registry, TagInfo
     from retag.settings import Settings
 
 DEFAULT_CONCURRENCY = 8
