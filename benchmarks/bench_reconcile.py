@@ -181,8 +181,8 @@ def main() -> None:
         "configuration, reused across runs as the timer reuses its process-wide client; in-sync "
         f"wall time is the median of {RUNS} runs. Goal: 2 requests per repository when in sync. "
         "The drift run pays, per repository, the two reads, the re-tag (GET manifest + PUT) and "
-        "the first token for each of the repository's scopes (401 challenge + token call); "
-        "tokens are cached per scope for their 75-minute lifetime, so a timer run every 15 "
+        "the repository's one token (asked up front: no 401; it was a 401 + token call per "
+        "scope before); tokens are cached for their 75-minute lifetime, so a timer run every 15 "
         "minutes mostly pays 2. Wall time is bound by the client's CPU (the SDK pipeline costs "
         "several ms per request on this machine), not by the 10 ms latency.\n"
     )

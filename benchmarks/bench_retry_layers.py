@@ -204,7 +204,7 @@ def main() -> None:
             [(name, count, outcome, f"{seconds:.2f}") for name, count, outcome, seconds in rows],
         ),
         "Every request answered 503 (or every TLS handshake refused). Adapter defaults "
-        "(`retry_total=3`), engine defaults (prune `max_attempts=6`, reconcile `max_attempts=5`); "
+        "(`retry_total=3`), sweep default (`max_attempts=2`: one requeue of a repository); "
         "back-off shrunk to milliseconds.",
     )
 

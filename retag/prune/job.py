@@ -362,7 +362,7 @@ def prune_registry(
     now: datetime | Callable[[], datetime] | None = None,
     progress: Callable[[Progress], None] | None = None,
     on_repository: Callable[[RepositoryResult], None] | None = None,
-    max_attempts: int = 6,
+    max_attempts: int = 2,
     keep_items: bool = True,
 ) -> PruneReport:
     """Prune every repository `repositories` selects (a full-match regex or a predicate).

@@ -58,7 +58,7 @@ def reconcile_registry(
     sleep: Callable[[float], None] = time.sleep,
     retry_delay: float = 1.0,
     max_retry_delay: float = 30.0,
-    max_attempts: int = 6,
+    max_attempts: int = 2,
 ) -> ReconcileReport:
     """Reconcile every repository in scope; never raises for registry errors (see the report).
 
