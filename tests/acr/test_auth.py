@@ -30,22 +30,8 @@ from retag.acr.client import AcrRegistry
 from retag.registry import PermissionDeniedError, tally_requests
 from tests.acr.conftest import b64url, clear, jwt, logged, summary
 from tests.support import images
+from tests.support.clock import FakeClock
 from tests.support.credentials import FailingCredential, StaticTokenCredential
-
-
-class FakeClock:
-    """Our side of time for token expiry (the emulator checks `exp` against real time)."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def retag(registry: AcrRegistry, repo: str, digest: str, tag: str) -> None:

@@ -9,22 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from retag.naming import TagTemplate
+from tests.gitops.flux import yaml_documents
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "flux.md"
 DEFAULT_TEMPLATE = "{tag}_{timestamp:ms}_{digest:.12}"
-
-
-def yaml_documents() -> list[dict[str, Any]]:
-    text = DOC.read_text(encoding="utf-8")
-    blocks = re.findall(r"^( *)```yaml\n(.*?)^\1```", text, flags=re.M | re.S)
-    documents: list[dict[str, Any]] = []
-    for indent, body in blocks:
-        dedented = "\n".join(line[len(indent) :] for line in body.splitlines())
-        documents.extend(d for d in yaml.safe_load_all(dedented) if d is not None)
-    return documents
 
 
 def documented_policy() -> dict[str, Any]:

@@ -435,7 +435,7 @@ class ImagePolicy:
 
 
 def yaml_documents(doc: Path = DOC) -> list[dict[str, Any]]:
-    """Every YAML document in the ```yaml blocks of `doc` (as tests/cli/test_docs_flux.py)."""
+    """Every YAML document in the ```yaml blocks of `doc` (tests/cli/test_docs_flux.py uses it)."""
     import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; types-PyYAML absent
 
     text = doc.read_text(encoding="utf-8")

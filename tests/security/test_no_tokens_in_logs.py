@@ -18,7 +18,6 @@ every AAD token the credentials handed out, whole and by their JWT payload and s
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from retag.acr.client import AcrRegistry
 from retag.on_push import handle_event
 from retag.settings import load_settings
 from retag.tagging import add_generated_tag
+from tests.support.clock import FakeClock
 from tests.support.credentials import FailingCredential, StaticTokenCredential
 from tests.support.function_app import emulator_settings, loaded_function_app
 from tests.support.images import oci_image, push_image
@@ -64,17 +64,6 @@ def capture_all_logs() -> Iterator[CaptureAll]:
         root.removeHandler(handler)
         for logger, level in saved:
             logger.setLevel(level)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def pushed_event(acr: Emulator, repository: str, image: Any, tag: str = "latest") -> dict[str, Any]:
