@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import median, report, table
+from benchmarks.common import median, report, table, timed_calls
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
 from retag.tagging import add_generated_tag
@@ -41,14 +40,8 @@ def counts(log: list[dict[str, Any]]) -> tuple[float, float, float, float, float
 
 
 def measure(acr: Emulator, tag: Callable[[str], None]) -> tuple[list[float], list[float]]:
-    tag(f"warmup-{time.monotonic_ns()}")
-    acr.clear_requests()
-    latencies = []
-    for i in range(N):
-        started = time.perf_counter()
-        tag(f"bench-{i}-{time.monotonic_ns()}")
-        latencies.append((time.perf_counter() - started) * 1000)
-    return list(counts(acr.requests())), latencies
+    log, latencies = timed_calls(acr, tag, N)
+    return list(counts(log)), latencies
 
 
 def main() -> None:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
 from azure.containerregistry import ContainerRegistryClient
 
-from benchmarks.common import median, percentile, report, table
+from benchmarks.common import median, percentile, report, table, timed_calls
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
 from retag.tagging import add_generated_tag
@@ -35,15 +34,8 @@ REPOSITORY = "bench/app"
 
 def measure(acr: Emulator, retag: Callable[[str], None]) -> tuple[float, list[float]]:
     """(requests per re-tag, latencies in ms) over N re-tags after WARMUP."""
-    for i in range(WARMUP):
-        retag(f"warmup-{i}-{time.monotonic_ns()}")
-    acr.clear_requests()
-    latencies = []
-    for i in range(N):
-        started = time.perf_counter()
-        retag(f"bench-{i}-{time.monotonic_ns()}")
-        latencies.append((time.perf_counter() - started) * 1000)
-    return len(acr.requests()) / N, latencies
+    log, latencies = timed_calls(acr, retag, N, WARMUP)
+    return len(log) / N, latencies
 
 
 def acr_retag(acr: Emulator, digest: str) -> Callable[[str], None]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 
 def machine() -> str:
@@ -42,3 +44,19 @@ def report(title: str, body: str, notes: str = "") -> None:
     print(f"## {title}\n\n{machine()}\n\n{body}\n")
     if notes:
         print(notes.strip() + "\n")
+
+
+def timed_calls(
+    acr: Any, call: Callable[[str], None], count: int, warmup: int = 1
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """`call(tag)` `warmup` times, then `count` times timed: (the emulator's request log of the
+    timed calls, their latencies in ms). Each call gets a fresh tag name."""
+    for i in range(warmup):
+        call(f"warmup-{i}-{time.monotonic_ns()}")
+    acr.clear_requests()
+    latencies = []
+    for i in range(count):
+        started = time.perf_counter()
+        call(f"bench-{i}-{time.monotonic_ns()}")
+        latencies.append((time.perf_counter() - started) * 1000)
+    return acr.requests(), latencies
