@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Iterator
-from types import ModuleType
 
 import pytest
 
 from emulator import Emulator
 from emulator.functions_host import FunctionsHost
 from tests.reconcile.conftest import Pusher, make_registry, tags_of, writes
+from tests.support.function_app import load_function_app
 
 NAME = "reconcile_tags"
 
 
-@pytest.fixture
-def acr() -> Iterator[Emulator]:
-    """On real time: the timer compares push times with the real clock."""
-    with Emulator() as emulator:
-        yield emulator
-
-
 def load(acr: Emulator, monkeypatch: pytest.MonkeyPatch, **env: str) -> FunctionsHost:
-    """Import function_app with these settings, as a fresh worker process would."""
-    settings = {
-        "ACR_LOGIN_SERVER": acr.login_server,
-        "ACR_CREDENTIAL": "anonymous",
-        "ACR_CA_BUNDLE": acr.ca_bundle,
-        "RECONCILE_GRACE": "0s",
-        **env,
-    }
-    for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-    import function_app
-
-    module: ModuleType = importlib.reload(function_app)
-    host = FunctionsHost(module.app)
+    """Import function_app with these settings, as a fresh worker process would (the shared
+    loader; the shared `acr` emulator runs on real time, which the timer compares push times
+    with)."""
+    host = load_function_app(acr, monkeypatch, **{"RECONCILE_GRACE": "0s", **env}).host
     assert NAME in host.functions, f"function_app.py has no {NAME} timer"
     return host
 
