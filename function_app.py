@@ -111,7 +111,7 @@ def prune_tags(timer: func.TimerRequest) -> None:
     arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True
 )
 def reconcile_tags(timer: func.TimerRequest) -> None:
-    """Level-triggered catch-up: every source tag's digest gets its generated tag (adds only)."""
+    """Level-triggered catch-up: the newest generated tag is on each source tag's digest."""
     from retag.reconcile.job import raise_if_failed, run_scheduled_reconcile
 
     # Logged first (ERROR when not ok), then raised: the host records a failed invocation.

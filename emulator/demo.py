@@ -100,14 +100,13 @@ class _NotAuthLevelNoise(logging.Filter):
 
 
 def _show_outcome_lines(out: TextIO) -> None:
-    """Print the Function's outcome lines (logger `retag`) as the host would log them."""
+    """Print the Function's outcome lines (logger `acr-retag`) as the host would log them."""
     handler = logging.StreamHandler(out)
     handler.setFormatter(logging.Formatter("  [%(levelname)s] %(message)s"))
     handler.addFilter(_NotAuthLevelNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logging.getLogger("retag").setLevel(logging.INFO)
     logging.getLogger("acr-retag").setLevel(logging.INFO)
 
 

@@ -10,7 +10,7 @@ Outcomes and log levels:
 - `ignored` (INFO): not ours to act on: another event type, a push by digest, a tag that is not a
   source tag (this includes our own generated tags: no loops), a repository outside the filters.
   Also `ignored` at WARNING: the manifest was deleted before we could re-tag it (404).
-- `rejected` (ERROR): malformed events and events from another registry; nothing is written.
+- `rejected` (WARNING): malformed events and events from another registry; nothing is written.
 - `failed` (ERROR): the write was refused for good (target tag locked or already on another
   digest, digest mismatch); nothing is overwritten and Event Grid is not asked to retry.
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from retag.events import MalformedEvent, OtherEvent, parse_event
-from retag.logline import format_field, format_text
+from retag.logline import LOGGER, format_field, format_text, level_for
 from retag.registry import (
     ConflictError,
     NotFoundError,
@@ -49,15 +49,7 @@ from retag.registry import (
 from retag.settings import Settings
 from retag.tagging import Push, tag_push
 
-logger = logging.getLogger("retag")
-
 Status = Literal["retagged", "ignored", "rejected", "failed"]
-_STATUS_LEVEL: dict[str, int] = {
-    "retagged": logging.INFO,
-    "ignored": logging.INFO,
-    "rejected": logging.ERROR,
-    "failed": logging.ERROR,
-}
 _REASON_MAX_LENGTH = 300
 
 
@@ -81,7 +73,7 @@ class Outcome:
 
     @property
     def log_level(self) -> int:
-        return self.level if self.level is not None else _STATUS_LEVEL[self.status]
+        return self.level if self.level is not None else level_for(self.status)
 
     def log_line(self) -> str:
         """`acr-retag outcome=... event_id=... ... reason="..."`; never contains a token."""
@@ -114,7 +106,7 @@ def handle_event(
     `registry` is a factory called only when a write is needed. Raises TransientRegistryError
     (after logging) when Event Grid should redeliver the event; every other result is returned.
     """
-    log = log or logger
+    log = log or LOGGER
     started = time.monotonic()
     with tally_requests() as tally:  # this event's requests only: the adapter is shared
         outcome, error = _handle(envelope, settings, registry, _Result(started, tally))

@@ -84,7 +84,7 @@ def app(make_app: Callable[..., App]) -> App:
 
 @pytest.fixture
 def outcome_lines(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    caplog.set_level(logging.INFO, logger="retag")
+    caplog.set_level(logging.INFO, logger="acr-retag")
 
     def lines() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.getMessage().startswith("acr-retag ")]

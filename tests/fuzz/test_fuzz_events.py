@@ -307,7 +307,7 @@ class Fuzz:
 @pytest.fixture(scope="module")
 def fuzz() -> Iterator[Fuzz]:
     lines = OutcomeLines()
-    logger = logging.getLogger("retag")
+    logger = logging.getLogger("acr-retag")
     level = logger.level
     logger.addHandler(lines)
     logger.setLevel(logging.INFO)

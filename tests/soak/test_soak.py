@@ -244,7 +244,7 @@ class OutcomeLines(logging.Handler):
 @pytest.fixture
 def outcome_lines() -> Iterator[OutcomeLines]:
     handler = OutcomeLines()
-    logger = logging.getLogger("retag")
+    logger = logging.getLogger("acr-retag")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

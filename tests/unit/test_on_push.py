@@ -146,7 +146,7 @@ def test_ignored_and_rejected_events_never_build_a_registry(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     factory = RecordingFactory()
-    with caplog.at_level(logging.DEBUG, logger="retag"):
+    with caplog.at_level(logging.DEBUG, logger="acr-retag"):
         outcome = handle_event(envelope, settings(**overrides), factory)
     assert factory.calls == 0
     assert outcome.status == status
@@ -156,7 +156,8 @@ def test_ignored_and_rejected_events_never_build_a_registry(
     assert len(caplog.records) == 1
     record = caplog.records[0]
     assert record.getMessage() == outcome.log_line()
-    assert record.levelno == (logging.ERROR if status == "rejected" else logging.INFO)
+    # The level follows the outcome (logline.level_for): INFO ignored, WARNING rejected.
+    assert record.levelno == (logging.WARNING if status == "rejected" else logging.INFO)
 
 
 @pytest.mark.parametrize(
@@ -169,13 +170,13 @@ def test_every_malformed_event_is_rejected_without_a_write(
     envelope["data"]["request"]["host"] = "myregistry.azurecr.io"
     mutate(envelope)
     factory = RecordingFactory()
-    with caplog.at_level(logging.DEBUG, logger="retag"):
+    with caplog.at_level(logging.DEBUG, logger="acr-retag"):
         outcome = handle_event(envelope, settings(), factory)
     assert factory.calls == 0
     assert outcome.status == "rejected"
     assert outcome.reason == f"malformed event: {reason}" or reason in outcome.reason
     (record,) = caplog.records
-    assert record.levelno == logging.ERROR
+    assert record.levelno == logging.WARNING  # rejected: logline.level_for
     assert "\n" not in record.getMessage()
 
 
@@ -212,7 +213,7 @@ def _outcome_of(
     factory = RecordingFactory(error)
     outcome: Outcome | None = None
     raised: BaseException | None = None
-    with caplog.at_level(logging.DEBUG, logger="retag"):
+    with caplog.at_level(logging.DEBUG, logger="acr-retag"):
         if raises is None:
             outcome = handle_event(event(), settings(), factory)
         else:

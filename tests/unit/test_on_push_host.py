@@ -23,7 +23,7 @@ from tests.unit.test_on_push import RecordingFactory, event
 def test_unicode_lookalike_hosts_are_rejected_without_a_write(
     host: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="retag")
+    caplog.set_level(logging.INFO, logger="acr-retag")
     settings = load_settings({"ACR_LOGIN_SERVER": "kitchen.azurecr.io"})
     factory = RecordingFactory()
 
@@ -32,7 +32,7 @@ def test_unicode_lookalike_hosts_are_rejected_without_a_write(
     assert outcome.status == "rejected"
     assert "not ACR_LOGIN_SERVER=kitchen.azurecr.io" in outcome.reason
     assert factory.calls == 0
-    assert len([r for r in caplog.records if r.name == "retag"]) == 1
+    assert len([r for r in caplog.records if r.name == "acr-retag"]) == 1
 
 
 @pytest.mark.parametrize(

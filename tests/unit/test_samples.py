@@ -64,7 +64,7 @@ def test_sample(name: str, caplog: pytest.LogCaptureFixture) -> None:
         else:
             assert event == OtherEvent(str(envelope["id"]), event_type)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="retag"):
+        with caplog.at_level(logging.INFO, logger="acr-retag"):
             if action == "write":
                 with pytest.raises(Unreachable):
                     handle_event(envelope, settings, unreachable_registry)
