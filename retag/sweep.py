@@ -54,11 +54,16 @@ class RunFailed(RuntimeError):
 
 
 class RunReport(Protocol):
+    """What a prune or reconcile report tells about its run (the timers and the CLI read it)."""
+
     @property
     def ok(self) -> bool: ...
 
     @property
     def error(self) -> str | None: ...
+
+    @property
+    def interrupted(self) -> bool: ...
 
 
 def raise_if_failed(report: RunReport | None) -> None:

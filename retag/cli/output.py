@@ -13,9 +13,12 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from retag.timeutil import utc_iso
+
+if TYPE_CHECKING:
+    from retag.sweep import RunReport
 
 
 def envelope(
@@ -88,19 +91,6 @@ class JsonStream:
         body = json.dumps({**tail, "ok": ok, "error": error}, indent=2)
         self.out.write("\n], " + body[1:].lstrip() + "\n")
         self.out.flush()
-
-
-class RunReport(Protocol):
-    """What a prune or reconcile report tells about its run (their `ok`, `error`, `interrupted`)."""
-
-    @property
-    def ok(self) -> bool: ...
-
-    @property
-    def error(self) -> str | None: ...
-
-    @property
-    def interrupted(self) -> bool: ...
 
 
 def run_outcome(report: RunReport, *, interrupted: bool = False) -> tuple[bool, str | None]:
