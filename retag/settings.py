@@ -15,7 +15,7 @@ import os
 import re
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal, TypeVar, cast
 
@@ -127,6 +127,25 @@ SETTINGS: tuple[Setting, ...] = (
         "RECONCILE_GRACE",
         "15m",
         "Source tags updated more recently than this are left to the event path.",
+    ),
+    Setting(
+        "FLUX_RECEIVER_URL",
+        "",
+        "Optional Flux notification-controller generic-hmac Receiver URL (https; http only on "
+        "loopback): POSTed after every new generated tag so Flux reconciles at once.",
+    ),
+    Setting(
+        "FLUX_RECEIVER_TOKEN",
+        "",
+        "The Receiver's token (HMAC-SHA256 key of X-Signature); required with FLUX_RECEIVER_URL. "
+        "In Azure a Key Vault reference; never logged.",
+    ),
+    Setting(
+        "RETAG_EVENTS_TOPIC",
+        "",
+        "Optional Event Grid topic endpoint (https://<topic>.<region>-1.eventgrid.azure.net/api/"
+        "events): one AcrRetag.TagAdded CloudEvent per new generated tag (role EventGrid Data "
+        "Sender).",
     ),
     Setting(
         "RETAG_SDK_LOG_LEVEL",
@@ -298,6 +317,16 @@ class ReconcileSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Who hears about a new generated tag (`FLUX_RECEIVER_*`, `RETAG_EVENTS_TOPIC`)."""
+
+    flux_receiver_url: str | None = None
+    flux_receiver_token: str | None = field(default=None, repr=False)
+    """The HMAC key: never in a repr, a log line or an error message."""
+    events_topic: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, validated (`load_settings`)."""
 
@@ -306,6 +335,7 @@ class Settings:
     prune: PruneSettings
     reconcile: ReconcileSettings
     sdk_log_level: str = "WARNING"
+    notify: NotifySettings = NotifySettings()
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -506,13 +536,71 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     sdk_log_level = read.get(
         "RETAG_SDK_LOG_LEVEL", lambda v: _choice(v, ("debug", "info", "warning", "error")).upper()
     )
+    receiver_url = read.get("FLUX_RECEIVER_URL", lambda v: _optional_url(v, "FLUX_RECEIVER_URL"))
+    receiver_token = read.get("FLUX_RECEIVER_TOKEN", _receiver_token)
+    if receiver_url is not None and receiver_token is None:
+        raise SettingsError(
+            "FLUX_RECEIVER_TOKEN",
+            "is required when FLUX_RECEIVER_URL is set (the Receiver's secret token, e.g. a Key "
+            "Vault reference)",
+        )
+    if receiver_token is not None and receiver_url is None:
+        raise SettingsError(
+            "FLUX_RECEIVER_URL", "is required when FLUX_RECEIVER_TOKEN is set (the Receiver URL)"
+        )
+    notify = NotifySettings(
+        flux_receiver_url=receiver_url,
+        flux_receiver_token=receiver_token,
+        events_topic=read.get(
+            "RETAG_EVENTS_TOPIC", lambda v: _optional_url(v, "RETAG_EVENTS_TOPIC")
+        ),
+    )
     return Settings(
         registry=registry,
         retag=retag,
         prune=prune,
         reconcile=reconcile,
         sdk_log_level=sdk_log_level,
+        notify=notify,
     )
+
+
+def _receiver_token(value: str) -> str | None:
+    """The Receiver token, checked without ever echoing it (it is a secret)."""
+    if value == "":
+        return None
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError("contains spaces or non-printable characters (value not shown)")
+    if len(value) < 16:
+        raise ValueError(
+            f"is {len(value)} characters long; use at least 16 random characters, e.g. "
+            "`openssl rand -hex 32` (value not shown)"
+        )
+    return value
+
+
+_URL_RE = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(?P<port>[0-9]{1,5}))?"
+    r"(?P<path>/[A-Za-z0-9._~%/+=-]*)?"
+)
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _optional_url(value: str, what: str) -> str | None:
+    """None for empty; else an https URL (http only for a loopback host: a local receiver or the
+    emulator), without credentials, query or fragment (tokens never travel in URLs)."""
+    if value == "":
+        return None
+    form = "an https URL without user, query or fragment, e.g. https://host/path"
+    match = _URL_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not {form}")
+    if match["scheme"] == "http" and match["host"].lower() not in _LOOPBACK_HOSTS:
+        raise ValueError(f"{value!r} uses http; {what} must be https (http only on loopback)")
+    port = match["port"]
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: port {port} is out of range 1-65535")
+    return value
 
 
 def _template(value: str, source_tags: tuple[str, ...]) -> TagTemplate:

@@ -9,6 +9,10 @@ from retag.settings import SETTINGS
 NOT_SET_IN_AZURE = {
     "ACR_CA_BUNDLE": "a private CA for the local emulator; Azure registries use public ones",
     "RETAG_SDK_LOG_LEVEL": "a debugging switch; the default (WARNING) is what Azure should run",
+    # Issue 14 item 5 wires these three in infra/ (optional, off by default); until then:
+    "FLUX_RECEIVER_URL": "not wired in infra/ yet (issue 14, infrastructure item)",
+    "FLUX_RECEIVER_TOKEN": "not wired in infra/ yet (issue 14, infrastructure item)",
+    "RETAG_EVENTS_TOPIC": "not wired in infra/ yet (issue 14, infrastructure item)",
 }
 
 # Set by the infrastructure from something it computes rather than from a parameter.

@@ -200,6 +200,13 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("PRUNE_MAX_DURATION", "25h", "is out of range 1s to 1d"),
     ("RECONCILE_GRACE", "31d", "is out of range 0s to 30d"),
     ("RECONCILE_GRACE", "15", "is not a duration"),
+    ("FLUX_RECEIVER_URL", "http://flux.example.com/hook/abc", "must be https (http only on"),
+    ("FLUX_RECEIVER_URL", "https://user:pw@flux.example.com/hook", "is not an https URL"),
+    ("FLUX_RECEIVER_URL", "https://flux.example.com/hook?token=x", "is not an https URL"),
+    ("FLUX_RECEIVER_TOKEN", "short-secret", "is 12 characters long; use at least 16"),
+    ("FLUX_RECEIVER_TOKEN", "a secret with spaces", "contains spaces"),
+    ("RETAG_EVENTS_TOPIC", "ftp://topic.westeurope-1.eventgrid.azure.net", "is not an https URL"),
+    ("RETAG_EVENTS_TOPIC", "http://topic.westeurope-1.eventgrid.azure.net/api/events", "https"),
     ("RETAG_SDK_LOG_LEVEL", "verbose", "is not one of debug | info | warning | error"),
 ]
 
@@ -215,6 +222,26 @@ def test_bad_value_names_the_setting(name: str, value: str, message: str) -> Non
     assert str(info.value).startswith(f"{name}: ")
     assert message in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_flux_receiver_url_and_token_come_together_and_the_token_is_never_shown() -> None:
+    token = "s3cret-token-0123456789abcdef"
+    with pytest.raises(SettingsError) as info:
+        load(FLUX_RECEIVER_URL="https://flux.example.com/hook/abc")
+    assert info.value.setting == "FLUX_RECEIVER_TOKEN"
+    with pytest.raises(SettingsError) as info:
+        load(FLUX_RECEIVER_TOKEN=token)
+    assert info.value.setting == "FLUX_RECEIVER_URL"
+    assert token not in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        load(FLUX_RECEIVER_URL="https://flux.example.com/hook/abc", FLUX_RECEIVER_TOKEN="x y" * 9)
+    assert "x y" not in str(info.value)
+    settings = load(FLUX_RECEIVER_URL="http://127.0.0.1:9292/hook/abc", FLUX_RECEIVER_TOKEN=token)
+    assert settings.notify.flux_receiver_url == "http://127.0.0.1:9292/hook/abc"
+    assert settings.notify.flux_receiver_token == token
+    assert token not in repr(settings)
+    assert load().notify.flux_receiver_url is None
+    assert load().notify.events_topic is None
 
 
 def test_every_setting_has_a_bad_value_case() -> None:
