@@ -11,6 +11,18 @@ A template is a Python format string over three fields and nothing else:
   stamp compares like the same stamp with `000` appended);
 - `{digest}`: the manifest digest as hex without `sha256:`; `{digest:.N}` keeps the first N
   characters (7 <= N <= 64).
+- `{revision}`: the image's `org.opencontainers.image.revision` label (the git commit, as
+  `docker build --label` / buildx / `LABEL` set it); `{revision:.N}` keeps the first N characters
+  (4 <= N <= 64; without `.N` at most 64). A value must be hex (lowercased) or a safe tag fragment
+  (`[A-Za-z0-9._-]`, starting with a letter or digit, at most 128 characters): anything else is
+  rejected with a reason and never put into a tag;
+- `{created}`: the image's `org.opencontainers.image.created` label (RFC 3339) in UTC as
+  `YYYYMMDDHHMMSS`.
+
+The label fields are read from the image config (for an index, of its first platform manifest:
+`retag.oci.first_platform_manifest`); only templates that use them cost that read. A template
+still needs `{timestamp}` (or `{digest}`): the push time orders tags for Flux, since a rollback
+re-pushes an image whose labels (and creation time) are old.
 
 `TagTemplate.parse` proves at start-up that every tag the template can render is a valid OCI tag
 and can never equal a source tag, and derives `generated_pattern` (the full-match regex of every
@@ -22,14 +34,21 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from retag.oci import HEX_DIGEST_RE, tag_problem
 from retag.registry import TagInfo
 
-FIELDS = ("tag", "timestamp", "digest")
+FIELDS = ("tag", "timestamp", "digest", "revision", "created")
+REVISION_LABEL = "org.opencontainers.image.revision"
+CREATED_LABEL = "org.opencontainers.image.created"
+LABEL_FIELDS: dict[str, str] = {"revision": REVISION_LABEL, "created": CREATED_LABEL}
+"""Template field -> the OCI image label (config `Labels`) it renders."""
+REVISION_MIN_PRECISION = 4
+REVISION_MAX_LENGTH = 64
+"""Characters of a revision a tag holds at most (`{revision}` without `.N`)."""
 DIGEST_MIN_PRECISION = 7
 DIGEST_MAX_PRECISION = 64
 UNIQUE_DIGEST_PRECISION = 12
@@ -39,10 +58,68 @@ _LITERAL_RE = re.compile(r"[A-Za-z0-9._-]*")
 _PRECISION_RE = re.compile(r"\.([0-9]{1,2})")
 _SAMPLE_TIME = datetime(2026, 11, 29, 23, 7, 0, tzinfo=UTC)
 _SAMPLE_DIGEST = "sha256:" + "3f2a9c1b7d4e" + "0" * 52
-_FORM = "use only {tag}, {timestamp} or {timestamp:ms}, and {digest} or {digest:.N} (7 <= N <= 64)"
+_SAMPLE_LABELS = {REVISION_LABEL: "8ba37f7" + "c" * 33, CREATED_LABEL: "2026-11-29T23:00:00Z"}
+_FORM = (
+    "use only {tag}, {timestamp} or {timestamp:ms}, {digest} or {digest:.N} (7 <= N <= 64), "
+    "{revision} or {revision:.N} (4 <= N <= 64), and {created}"
+)
 DEFAULT_TEMPLATE = "{tag}_{timestamp:ms}_{digest:.12}"
 _TS_SECONDS = "[0-9]{14}"
 _TS_EITHER = "[0-9]{14}(?:[0-9]{3})?"
+_REVISION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_HEX_RE = re.compile(r"[0-9A-Fa-f]+")
+_RFC3339_RE = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.[0-9]{1,9})?(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+class LabelError(ValueError):
+    """An image label a template needs is missing or unusable: the push is skipped, nothing is
+    written. `str()` is the one-line reason; `label` the OCI label name."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(reason)
+        self.label = label
+
+
+def _shown(value: str) -> str:
+    """A hostile label value, safe to quote in a reason: repr, at most 40 characters of it."""
+    return repr(value[:40] + ("..." if len(value) > 40 else ""))
+
+
+def revision_fragment(value: str) -> str:
+    """The tag fragment of an `org.opencontainers.image.revision` value: hex is lowercased; a safe
+    fragment is kept; anything else raises LabelError (never reaches a tag)."""
+    if _HEX_RE.fullmatch(value):
+        value = value.lower()
+    if _REVISION_RE.fullmatch(value) is None:
+        raise LabelError(
+            REVISION_LABEL,
+            f"label {REVISION_LABEL} value {_shown(value)} is not hex or a safe tag fragment "
+            "(A-Z a-z 0-9 . _ -, starting with a letter or digit, at most 128 characters)",
+        )
+    return value
+
+
+def created_stamp(value: str) -> str:
+    """`YYYYMMDDHHMMSS` (UTC) of an `org.opencontainers.image.created` value (RFC 3339); anything
+    else raises LabelError."""
+    match = _RFC3339_RE.fullmatch(value)
+    when: datetime | None = None
+    if match is not None:
+        zone = match["zone"].upper().replace("Z", "+00:00")
+        try:
+            when = datetime.fromisoformat(f"{match['date']}T{match['time']}{zone}")
+        except ValueError:
+            when = None
+    if when is None:
+        raise LabelError(
+            CREATED_LABEL,
+            f"label {CREATED_LABEL} value {_shown(value)} is not an RFC 3339 time "
+            "(e.g. 2026-12-01T09:30:00Z)",
+        )
+    return _format_timestamp(when)
 
 
 @dataclass(frozen=True)
@@ -51,7 +128,8 @@ class _Part:
     field: str | None = None
     precision: int | None = None
     """Number of digest hex characters (64 when the field has no precision); for {timestamp},
-    the number of sub-second digits (0, or 3 for `:ms`)."""
+    the number of sub-second digits (0, or 3 for `:ms`); for {revision}, the N of `:.N` (None:
+    the whole value, at most 64 characters)."""
 
 
 def _format_timestamp(timestamp: datetime, millis: bool = False) -> str:
@@ -136,6 +214,18 @@ def _parse_parts(text: str) -> tuple[_Part, ...]:
                         f"from {DIGEST_MIN_PRECISION} to {DIGEST_MAX_PRECISION}"
                     )
                 precision = value
+        elif field_name == "revision":
+            if format_spec:
+                match = _PRECISION_RE.fullmatch(format_spec)
+                value = int(match.group(1)) if match else -1
+                if not REVISION_MIN_PRECISION <= value <= REVISION_MAX_LENGTH:
+                    raise ValueError(
+                        f"template {text!r}: format spec ':{format_spec}' on {{revision}} is not "
+                        f"allowed; use {{revision}} (at most {REVISION_MAX_LENGTH} characters) or "
+                        f"{{revision:.N}} with N from {REVISION_MIN_PRECISION} to "
+                        f"{REVISION_MAX_LENGTH}, e.g. {{revision:.7}}"
+                    )
+                precision = value
         elif field_name == "timestamp":
             if format_spec not in ("", "ms"):
                 raise ValueError(
@@ -145,7 +235,11 @@ def _parse_parts(text: str) -> tuple[_Part, ...]:
                 )
             precision = 3 if format_spec == "ms" else 0
         elif format_spec:
-            what = "it is always the source tag as pushed"
+            what = (
+                "it is always the source tag as pushed"
+                if field_name == "tag"
+                else "it is always the UTC creation time as YYYYMMDDHHMMSS"
+            )
             raise ValueError(
                 f"template {text!r}: format spec ':{format_spec}' on {{{field_name}}} is not "
                 f"allowed ({what})"
@@ -200,7 +294,7 @@ class TagTemplate:
         template = cls(text=text, source_tags=tags, parts=parts, generated_pattern=pattern)
 
         for tag in tags:
-            sample = template.render(tag, _SAMPLE_TIME, _SAMPLE_DIGEST)
+            sample = template.render(tag, _SAMPLE_TIME, _SAMPLE_DIGEST, _SAMPLE_LABELS)
             problem = tag_problem(sample)
             if problem is not None:
                 raise ValueError(
@@ -230,8 +324,10 @@ class TagTemplate:
                 pieces.append(f"(?P<tag>{alternation})")
             elif part.field == "timestamp":
                 pieces.append(f"(?P<ts>{_TS_EITHER if part.precision else _TS_SECONDS})")
-            else:
+            elif part.field == "digest":
                 pieces.append(f"(?P<digest>[a-f0-9]{{{part.precision}}})")
+            else:
+                pieces.append(f"(?P<{part.field}>{_label_pattern(part)})")
         return "".join(pieces)
 
     # -- what the template guarantees -------------------------------------------------------
@@ -259,6 +355,11 @@ class TagTemplate:
         return next((p.precision for p in self.parts if p.field == "digest"), None)
 
     @property
+    def label_names(self) -> tuple[str, ...]:
+        """The OCI labels this template renders (empty: no image config read is needed)."""
+        return tuple(LABEL_FIELDS[p.field] for p in self.parts if p.field in LABEL_FIELDS)
+
+    @property
     def needs_existing_check(self) -> bool:
         """True when a rendered tag may already exist on ANOTHER digest.
 
@@ -273,13 +374,45 @@ class TagTemplate:
 
     # -- rendering and recognising -----------------------------------------------------------
 
-    def render(self, tag: str, timestamp: datetime, digest: str) -> str:
+    def render(
+        self,
+        tag: str,
+        timestamp: datetime,
+        digest: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
         """The generated tag for a push of `digest` to source tag `tag` at `timestamp`.
 
         `digest` may be `sha256:<hex>` or the bare 64-character hex. `timestamp` must be
         timezone-aware; it is converted to UTC and truncated to the second (to the millisecond
-        for `{timestamp:ms}`).
+        for `{timestamp:ms}`). `labels` (the image config's `Labels`) are needed when the
+        template has `{revision}` or `{created}`: a missing or unusable one raises LabelError.
         """
+        return self._render(tag, timestamp, digest, labels, preview=False)
+
+    def preview(self, tag: str, timestamp: datetime, digest: str) -> str:
+        """`render` for display before the labels are read: label fields show as
+        `<revision:.7>` / `<created>` (not a valid tag; never written)."""
+        return self._render(tag, timestamp, digest, None, preview=True)
+
+    def push_time(self, timestamp: datetime) -> datetime | None:
+        """The push time a tag rendered for `timestamp` encodes (UTC, truncated to the second, or
+        the millisecond with `{timestamp:ms}`); None for a template without {timestamp}."""
+        if not self.has_timestamp:
+            return None
+        if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+            raise ValueError("timestamp must be timezone-aware (UTC)")
+        return parse_timestamp(_format_timestamp(timestamp, millis=self.has_millis))
+
+    def _render(
+        self,
+        tag: str,
+        timestamp: datetime,
+        digest: str,
+        labels: Mapping[str, str] | None,
+        *,
+        preview: bool,
+    ) -> str:
         if tag not in self.source_tags:
             raise ValueError(
                 f"{tag!r} is not a source tag (source tags: {', '.join(self.source_tags)})"
@@ -295,8 +428,13 @@ class TagTemplate:
                 out.append(tag)
             elif part.field == "timestamp":
                 out.append(_format_timestamp(timestamp, millis=bool(part.precision)))
-            else:
+            elif part.field == "digest":
                 out.append(hex_digest[: part.precision])
+            elif preview:
+                cut = "" if part.precision is None else f":.{part.precision}"
+                out.append(f"<{part.field}{cut}>")
+            else:
+                out.append(_label_value(part, labels))
         return "".join(out)
 
     def is_generated(self, tag: str, source_tag: str | None = None) -> bool:
@@ -354,9 +492,40 @@ class TagTemplate:
                 pieces.append(_re2_escape(source_tag))
             elif part.field == "timestamp":
                 pieces.append(f"(?P<ts>{_TS_EITHER if part.precision else _TS_SECONDS})")
-            else:
+            elif part.field == "digest":
                 pieces.append(f"[a-f0-9]{{{part.precision}}}")
+            else:
+                pieces.append(_label_pattern(part))
         return "^" + "".join(pieces) + "$"
+
+
+def _label_pattern(part: _Part) -> str:
+    """RE2 (and Python re) of what a label field renders."""
+    if part.field == "created":
+        return _TS_SECONDS
+    length = part.precision or REVISION_MAX_LENGTH
+    return f"[A-Za-z0-9][A-Za-z0-9._-]{{0,{length - 1}}}"
+
+
+def _label_value(part: _Part, labels: Mapping[str, str] | None) -> str:
+    label = LABEL_FIELDS[part.field or ""]
+    if labels is None:
+        raise ValueError(f"the template renders the image label {label}: pass the labels")
+    value = labels.get(label)
+    if not isinstance(value, str) or value.strip() == "":
+        raise LabelError(label, f"image has no {label} label")
+    value = value.strip()
+    if part.field == "created":
+        return created_stamp(value)
+    fragment = revision_fragment(value)
+    length = part.precision or REVISION_MAX_LENGTH
+    if part.precision is None and len(fragment) > REVISION_MAX_LENGTH:
+        raise LabelError(
+            label,
+            f"label {label} value {_shown(value)} is {len(fragment)} characters long; "
+            f"{{revision}} holds at most {REVISION_MAX_LENGTH} (use {{revision:.N}})",
+        )
+    return fragment[:length]
 
 
 def newest_generated(

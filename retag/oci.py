@@ -117,3 +117,65 @@ IMAGE_PARTS: dict[str, tuple[str, str]] = {
     DOCKER_MANIFEST: (DOCKER_CONFIG, DOCKER_LAYER),
 }
 """Image manifest type -> (config media type, layer media type), for pushing an image."""
+
+
+# -- image labels (the label fields of RETAG_TAG_TEMPLATE) --------------------------------------
+CONFIG_MAX_BYTES = 4 * 1024 * 1024
+"""An image config larger than this is refused (real ones are a few KiB)."""
+
+
+class ImageShapeError(ValueError):
+    """A manifest or config that does not have the shape its media type promises."""
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, object]:
+    import json
+
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise ImageShapeError(f"{what} is not JSON") from None
+    if not isinstance(document, dict):
+        raise ImageShapeError(f"{what} is not a JSON object")
+    return document
+
+
+def config_digest(raw: bytes) -> str:
+    """The digest of an image manifest's config blob (Docker v2 and OCI image manifests)."""
+    config = _json_object(raw, "the image manifest").get("config")
+    digest = config.get("digest") if isinstance(config, dict) else None
+    if not isinstance(digest, str) or not is_valid_digest(digest):
+        raise ImageShapeError("the image manifest has no sha256 config digest")
+    return digest
+
+
+def first_platform_manifest(raw: bytes) -> str:
+    """The digest of an index's (manifest list's) first platform manifest, whose labels stand for
+    the index: the first entry that is an image manifest with a real platform, skipping buildx
+    attestation manifests (`platform` `unknown/unknown`, or annotation
+    `vnd.docker.reference.type`)."""
+    entries = _json_object(raw, "the index").get("manifests")
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        platform = entry.get("platform")
+        annotations = entry.get("annotations")
+        if isinstance(platform, dict) and platform.get("os") == "unknown":
+            continue
+        if isinstance(annotations, dict) and "vnd.docker.reference.type" in annotations:
+            continue
+        digest = entry.get("digest")
+        valid = isinstance(digest, str) and is_valid_digest(digest)
+        if entry.get("mediaType") in IMAGE_PARTS and valid:
+            return str(digest)
+    raise ImageShapeError("the index lists no platform image manifest")
+
+
+def config_labels(raw: bytes) -> dict[str, str]:
+    """`config.Labels` of an image config (Docker and OCI); {} when it has none. Non-string
+    values are dropped (they cannot be label values)."""
+    config = _json_object(raw, "the image config").get("config")
+    labels = config.get("Labels") if isinstance(config, dict) else None
+    if not isinstance(labels, dict):
+        return {}
+    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}

@@ -2,7 +2,7 @@
 
 `handle_event` decides purely from the event and the settings whether a write is needed, and only
 then builds the registry (so ignored and rejected events cost no I/O at all). The write itself is
-`retag.tagging.add_generated_tag`, the one engine shared with the CLI `tag` and reconciliation.
+`retag.tagging.tag_push`, the one engine shared with the CLI `tag` and reconciliation.
 
 Outcomes and log levels:
 
@@ -11,6 +11,9 @@ Outcomes and log levels:
   source tag (this includes our own generated tags: no loops), a repository outside the filters.
   Also `ignored` at WARNING: the manifest was deleted before we could re-tag it (404).
 - `rejected` (WARNING): malformed events and events from another registry; nothing is written.
+- `skipped` (WARNING): the template renders an image label (`{revision}`, `{created}`) the image
+  does not have, or has with a value that cannot go into a tag; nothing is written, and Event Grid
+  is not asked to retry (the image's content cannot change).
 - `failed` (ERROR): the write was refused for good (target tag locked or already on another
   digest, digest mismatch); nothing is overwritten and Event Grid is not asked to retry.
 
@@ -49,7 +52,7 @@ from retag.registry import (
 from retag.settings import Settings
 from retag.tagging import Push, tag_push
 
-Status = Literal["retagged", "ignored", "rejected", "failed"]
+Status = Literal["retagged", "ignored", "rejected", "skipped", "failed"]
 _REASON_MAX_LENGTH = 300
 
 
@@ -189,7 +192,8 @@ def _handle(
         return result("rejected", reason), None
 
     push = Push(event.repository, event.tag, event.digest, event.pushed_at)
-    result.new_tag = retag.template.render(event.tag, event.pushed_at, event.digest)
+    render = retag.template.preview if retag.template.label_names else retag.template.render
+    result.new_tag = render(event.tag, event.pushed_at, event.digest)
     try:
         tagged = tag_push(registry_factory(), retag.template, push)
     except NotFoundError as exc:
@@ -213,6 +217,8 @@ def _handle(
         reason = f"unexpected error {type(exc).__name__}: {exc}; Event Grid will redeliver"
         return result("failed", reason, retry=True), exc
     result.new_tag = tagged.tag
+    if tagged.skipped:
+        return result("skipped", f"{tagged.reason}; nothing written"), None
     if not tagged.written:
         return result("ignored", f"{tagged.reason}; nothing written"), None
     return result("retagged", tagged.reason), None

@@ -144,6 +144,12 @@ class Registry(Protocol):
         """PUT the manifest's exact bytes under `tag`; returns the digest the registry computed."""
         ...
 
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int) -> bytes:
+        """A blob's bytes, checked against `digest` (the image config, for label fields).
+        Registries redirect blob downloads (ACR: 307 to storage); the registry token never
+        goes there. Raises NotFoundError; RegistryError when the blob is over `max_bytes`."""
+        ...
+
     def get_tag(self, repository: str, tag: str) -> TagInfo:
         """Properties of one tag. Raises NotFoundError."""
         ...

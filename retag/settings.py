@@ -78,7 +78,9 @@ SETTINGS: tuple[Setting, ...] = (
         "RETAG_TAG_TEMPLATE",
         "{tag}_{timestamp:ms}_{digest:.12}",
         "Generated tag: {tag}, {timestamp} (UTC YYYYMMDDHHMMSS) or {timestamp:ms} "
-        "(YYYYMMDDHHMMSSmmm), {digest} or {digest:.N}.",
+        "(YYYYMMDDHHMMSSmmm), {digest} or {digest:.N}, and the image labels {revision} or "
+        "{revision:.N} (org.opencontainers.image.revision) and {created} "
+        "(org.opencontainers.image.created), e.g. prod-{revision:.7}-{timestamp}.",
     ),
     Setting("RETAG_REPOSITORIES", "", "Regex (full match) of repositories to re-tag; empty: all."),
     Setting(
@@ -609,5 +611,6 @@ def _template(value: str, source_tags: tuple[str, ...]) -> TagTemplate:
     except ValueError as exc:
         raise ValueError(
             f"{exc} (accepted: a format string over {{tag}}, {{timestamp}} or {{timestamp:ms}}, "
-            "and {digest} or {digest:.N}, e.g. {tag}_{timestamp:ms}_{digest:.12})"
+            "{digest} or {digest:.N}, {revision} or {revision:.N}, and {created}, e.g. "
+            "{tag}_{timestamp:ms}_{digest:.12} or prod-{revision:.7}-{timestamp})"
         ) from None

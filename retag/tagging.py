@@ -36,8 +36,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from retag.naming import TagTemplate, newest_generated
-from retag.oci import digest_problem, repository_problem, tag_problem
+from retag.logline import clip
+from retag.naming import LabelError, TagTemplate, newest_generated
+from retag.oci import (
+    CONFIG_MAX_BYTES,
+    INDEX_MEDIA_TYPES,
+    ImageShapeError,
+    config_digest,
+    config_labels,
+    digest_problem,
+    first_platform_manifest,
+    repository_problem,
+    tag_problem,
+)
 from retag.registry import (
     ConflictError,
     Manifest,
@@ -72,22 +83,30 @@ class TagResult:
     reason: str
     superseded: bool = False
     """The source tag no longer points to the digest: nothing written, and `tag` does not exist."""
+    skipped: bool = False
+    """The template's image label is missing or unusable: nothing written, `tag` is a preview
+    (`prod-<revision:.7>-...`) that does not exist, `reason` says which label and why."""
 
 
 def tag_push(registry: Registry, template: TagTemplate, push: Push) -> TagResult:
     """Give `push` its generated tag, unless its digest already carries the newest generated tag
     of its source tag (module docstring).
 
+    A template with label fields (`{revision}`, `{created}`) reads the image config once a write
+    is decided (`_labels`); an image without a usable label is `skipped` (nothing written).
+
     Raises ValueError for invalid arguments (nothing is sent), NotFoundError when the manifest is
     gone, ConflictError (a same-named tag on another digest is never overwritten),
     PermissionDeniedError, TransientRegistryError, RegistryError.
     """
     repository, source_tag, digest = push.repository, push.source_tag, push.digest
-    new_tag = template.render(source_tag, push.pushed_at, digest)
-    _check_arguments(repository, digest, new_tag)
+    labelled = bool(template.label_names)
+    shown = (template.preview if labelled else template.render)(source_tag, push.pushed_at, digest)
+    _check_arguments(repository, digest, None if labelled else shown)
+    when = template.push_time(push.pushed_at)
     key = (registry.login_server, repository, digest)
     manifest: Future[Manifest] | None = None
-    if _RECENT.covers(key, template, source_tag, new_tag):
+    if _RECENT.covers(key, template, source_tag, when):
         # This process tagged the push already: the tags on the digest confirm it (1 request).
         on_digest = list(registry.list_tags(repository, digest=digest))
     else:
@@ -98,7 +117,7 @@ def tag_push(registry: Registry, template: TagTemplate, push: Push) -> TagResult
         except BaseException:
             _drain(manifest)
             raise
-    done = _decide(template, source_tag, new_tag, on_digest)
+    done = _decide(template, source_tag, when, shown, on_digest)
     if isinstance(done, TagInfo):
         # d carries an older generated tag of S: a duplicate of that push, or a rollback?
         newest = newest_generated(template, source_tag, registry.list_tags(repository))
@@ -115,11 +134,21 @@ def tag_push(registry: Registry, template: TagTemplate, push: Push) -> TagResult
         if not done.superseded:
             _RECENT.remember(key, template, source_tag, done.tag)
         return done
-    if template.needs_existing_check and _refuse_overwrite(registry, repository, digest, new_tag):
-        if manifest is not None:
-            _drain(manifest)
-        return TagResult(new_tag, False, f"already tagged: {new_tag} exists")
     got = manifest.result() if manifest is not None else registry.get_manifest(repository, digest)
+    new_tag = shown
+    if labelled:
+        try:
+            new_tag = template.render(
+                source_tag, push.pushed_at, digest, _labels(registry, repository, got)
+            )
+        except LabelError as exc:
+            return TagResult(shown, False, str(exc), skipped=True)
+        problem = tag_problem(new_tag)
+        if problem is not None:
+            reason = f"the image labels render {clip(new_tag, 60)!r}, which {problem}"
+            return TagResult(shown, False, reason, skipped=True)
+    if template.needs_existing_check and _refuse_overwrite(registry, repository, digest, new_tag):
+        return TagResult(new_tag, False, f"already tagged: {new_tag} exists")
     _put(registry, repository, digest, new_tag, got)
     _RECENT.remember(key, template, source_tag, new_tag)
     return TagResult(new_tag, True, "generated tag added")
@@ -151,39 +180,71 @@ def add_generated_tag(
 
 
 def _decide(
-    template: TagTemplate, source_tag: str, new_tag: str, on_digest: Iterable[TagInfo]
+    template: TagTemplate,
+    source_tag: str,
+    when: datetime | None,
+    shown: str,
+    on_digest: Iterable[TagInfo],
 ) -> TagResult | TagInfo | None:
     """From the tags on the digest: a TagResult when nothing is to be written; the digest's
     newest generated tag of S when it is OLDER than this push (duplicate or rollback: the caller
-    looks wider); None when the digest carries no generated tag of S (write)."""
+    looks wider); None when the digest carries no generated tag of S (write).
+
+    Pushes compare by the push time their tag names encode (`when`, from the template), so the
+    decision needs no label values: a digest's labels are its content, so one push time of S on
+    one digest renders one name. A template without {timestamp} renders one name per digest:
+    any generated tag of S on it is this push's. `shown` is the tag reported when superseded."""
     tags = list(on_digest)
-    if any(t.name == new_tag for t in tags):
-        return TagResult(new_tag, False, f"already tagged: {new_tag} exists")
+    ours = [t for t in tags if template.is_generated(t.name, source_tag)]
+    same = [t for t in ours if when is None or template.pushed_at_of(t.name) == when]
+    if same:
+        name = max(same, key=lambda t: t.name).name
+        return TagResult(name, False, f"already tagged: {name} exists")
     if not any(t.name == source_tag for t in tags):
         # The source tag has moved on since this push (a late, reordered or replica event): a tag
         # now could sort newest on a digest Flux must no longer deploy. The push that moved it
         # has its own event; reconciliation covers a lost one.
         reason = f"superseded: {source_tag} no longer points to this digest"
-        return TagResult(new_tag, False, reason, superseded=True)
-    newest = newest_generated(template, source_tag, tags)
+        return TagResult(shown, False, reason, superseded=True)
+    newest = newest_generated(template, source_tag, ours)
     if newest is None:
         return None
-    new_key = template.order_key(new_tag)
-    newest_key = template.order_key(newest.name)
-    if new_key is None or (newest_key is not None and newest_key >= new_key):
+    newest_when = template.pushed_at_of(newest.name)
+    if when is None or (newest_when is not None and newest_when >= when):
         # The digest carries a generated tag of S from this push or a later one.
         return TagResult(newest.name, False, f"already tagged: {newest.name}")
     return newest
 
 
+def _labels(registry: Registry, repository: str, manifest: Manifest) -> dict[str, str]:
+    """The image config's labels (an index: its first platform manifest's), read once per digest
+    per process (content-addressed: they cannot change). Costs the config GET (its 307 and the
+    storage GET) and, for an index, the platform manifest's GET first. LabelError when the
+    manifest has no image config (an artifact, a broken index)."""
+    key = (registry.login_server, repository, manifest.digest)
+    known = _LABELS.get(key)
+    if known is not None:
+        return known
+    try:
+        image = manifest
+        if manifest.media_type in INDEX_MEDIA_TYPES:
+            image = registry.get_manifest(repository, first_platform_manifest(manifest.raw))
+        config = registry.get_blob(repository, config_digest(image.raw), max_bytes=CONFIG_MAX_BYTES)
+        labels = config_labels(config)
+    except ImageShapeError as exc:
+        raise LabelError("config", f"no image labels to read: {exc}") from None
+    _LABELS.put(key, labels)
+    return labels
+
+
 # -- the writes -------------------------------------------------------------------------------
 
 
-def _check_arguments(repository: str, digest: str, new_tag: str) -> None:
+def _check_arguments(repository: str, digest: str, new_tag: str | None) -> None:
     for what, problem in (
         ("repository", repository_problem(repository)),
         ("digest", digest_problem(digest)),
-        ("new tag", tag_problem(new_tag)),
+        ("new tag", None if new_tag is None else tag_problem(new_tag)),
     ):
         if problem is not None:
             raise ValueError(f"{what} {problem}")
@@ -258,11 +319,20 @@ class _Recent:
         self._tags: OrderedDict[tuple[str, str, str], str] = OrderedDict()
 
     def covers(
-        self, key: tuple[str, str, str], template: TagTemplate, source_tag: str, new_tag: str
+        self,
+        key: tuple[str, str, str],
+        template: TagTemplate,
+        source_tag: str,
+        when: datetime | None,
     ) -> bool:
+        """True when the tag known on the digest is a generated tag of `source_tag` from a push
+        at or after `when` (any, for a template without {timestamp})."""
         with self._lock:
             known = self._tags.get(key)
-        return known == new_tag or _not_older(template, source_tag, known, new_tag)
+        if known is None or not template.is_generated(known, source_tag):
+            return False
+        known_when = template.pushed_at_of(known)
+        return when is None or (known_when is not None and known_when >= when)
 
     def remember(
         self, key: tuple[str, str, str], template: TagTemplate, source_tag: str, tag: str
@@ -289,4 +359,32 @@ def _not_older(template: TagTemplate, source_tag: str, known: str | None, tag: s
     return known_key is not None and tag_key is not None and known_key >= tag_key
 
 
+class _LabelCache:
+    """(login server, repository, digest) -> image labels: exact, since a digest's content (and
+    so its labels) never changes. Bounded, thread-safe."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._labels: OrderedDict[tuple[str, str, str], dict[str, str]] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str]) -> dict[str, str] | None:
+        with self._lock:
+            labels = self._labels.get(key)
+            if labels is not None:
+                self._labels.move_to_end(key)
+            return labels
+
+    def put(self, key: tuple[str, str, str], labels: dict[str, str]) -> None:
+        with self._lock:
+            self._labels[key] = labels
+            while len(self._labels) > self._size:
+                self._labels.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._labels.clear()
+
+
 _RECENT = _Recent()
+_LABELS = _LabelCache()

@@ -266,6 +266,25 @@ class AcrRegistry:
             self._fail("pull", target, "the registry sent no Content-Type for the manifest")
         return Manifest(raw=raw, media_type=media_type, digest=digest)
 
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int) -> bytes:
+        """A blob (the image config, for label fields) with the SDK's `download_blob`: ACR
+        answers 307 to storage and azure-core's RedirectPolicy follows it; the bearer layer of
+        our transport only ever authorises the login server, so storage never sees the registry
+        token (tests/acr: the emulator's storage listener refuses a request that carries one)."""
+        target = f"{repository}@{digest}"
+        chunks: list[bytes] = []
+        size = 0
+        with self._mapped("pull", target):
+            for chunk in self._client.download_blob(repository, digest):
+                size += len(chunk)
+                if size > max_bytes:
+                    self._fail("pull", target, f"the blob is larger than {max_bytes} bytes")
+                chunks.append(chunk)
+        data = b"".join(chunks)
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            self._fail("pull", target, "the blob's bytes do not match its digest")
+        return data
+
     def put_manifest(self, repository: str, manifest: Manifest, tag: str) -> str:
         """PUT `manifest.raw` unchanged under `tag` with its media type; returns the registry's
         digest (the SDK checks it against the bytes sent, so re-serialisation cannot slip in)."""

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         digest, pushed_at, basis = info.digest, info.last_updated_on, "source tag lastUpdateTime"
     else:
         pushed_at, basis = datetime.now(UTC), "now (--digest)"
-    new_tag = template.render(source_tag, pushed_at, digest)
+    render = template.preview if template.label_names else template.render
+    new_tag = render(source_tag, pushed_at, digest)
     with ctx.step(f"tagging {repository}@{short_digest(digest)} as {new_tag}", "push"):
         # Exactly the Function's call: one generated tag per push, whoever tags it first.
         tagged = tag_push(registry, template, Push(repository, source_tag, digest, pushed_at))
@@ -90,6 +91,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"{repository}:{source_tag} does not point to {short_digest(digest)}: nothing written "
             "(a generated tag there would make Flux deploy it; push the image to the source tag)"
         )
+    if tagged.skipped:
+        raise CliError(f"{repository}@{short_digest(digest)}: {tagged.reason}; nothing written")
     result = tagged.tag
     if args.json:
         emit(

@@ -4,7 +4,7 @@ one catalog sweep (`retag.sweep`).
 Per repository and source tag: ONE `get_tag` and ONE filtered `list_tags(digest=...)` (plus one
 full listing when the digest carries only an older generated tag: in sync, or a rollback?); the
 decision is `retag.reconcile.plan.plan_repository` (pure). In apply mode the missing tag is created
-with the same engine as the event path (`retag.tagging.add_generated_tag`). It never moves or
+with the same engine as the event path (`retag.tagging.tag_push`). It never moves or
 deletes a tag. The sweep runs repositories on a bounded pool, backs off on throttling (AIMD window
 + shared pause) and requeues a repository whose attempt hit a transient error (it resumes at the
 source tag that failed); no repository starts after the time box, and re-running is idempotent, so
@@ -219,22 +219,15 @@ class _RepositoryJob:
             return result(
                 "in-sync" if decision.outcome == "in-sync" else "skipped", decision.reason
             )
-        new_tag = decision.tag
-        assert new_tag is not None  # outcome "tag" always renders one
         if self.shared.mode == "dry-run":
             return result("would-tag", decision.reason + "; dry-run: not written")
-        from retag.tagging import add_generated_tag
+        from retag.tagging import Push, tag_push
 
+        push = Push(repository, source_tag, decision.digest, decision.updated_on)
         try:
-            created = ctx.call(
-                lambda: add_generated_tag(
-                    registry,
-                    repository,
-                    decision.digest,
-                    new_tag,
-                    check_existing=settings.retag.template.needs_existing_check,
-                )
-            )
+            # The event path's engine: it re-reads the tags on the digest (a push that raced this
+            # run is not tagged twice) and reads the image labels when the template needs them.
+            tagged = ctx.call(lambda: tag_push(registry, settings.retag.template, push))
         except NotFoundError as error:
             return result("skipped", f"manifest gone before tagging: {error}")
         except ConflictError as error:
@@ -245,7 +238,13 @@ class _RepositoryJob:
             raise
         except (RegistryError, ValueError) as error:
             return result("failed", describe_error(error))
-        return result("tagged", decision.reason, created)
+        if tagged.written:
+            return result("tagged", decision.reason, tagged.tag)
+        if tagged.skipped or tagged.superseded:
+            # A missing label is the image's, not the run's, failure: reported once per run,
+            # never retried within it (the labels of a digest are cached: no re-read either).
+            return result("skipped", tagged.reason, None)
+        return result("in-sync", tagged.reason, tagged.tag)
 
 
 # --------------------------------------------------------------------------------------------

@@ -104,13 +104,15 @@ def plan_repository(  # noqa: PLR0917 - the documented positional contract
         tag for tag in tags_on_digest if tag.digest == source.digest and tag.name != source.name
     ]
     on_digest = newest_generated(template, source.name, existing)
-    new_tag = template.render(source.name, updated_on, source.digest)
+    # Label fields are read when the tag is written (retag.tagging); until then a preview.
+    render = template.preview if template.label_names else template.render
+    new_tag = render(source.name, updated_on, source.digest)
     not_synced = f"no generated tag on {short}"
     if on_digest is not None:
         count = sum(1 for tag in existing if template.is_generated(tag.name, source.name))
         more = f" (+{count - 1} more)" if count > 1 else ""
-        new_key, on_key = template.order_key(new_tag), template.order_key(on_digest.name)
-        if new_key is None or (on_key is not None and on_key >= new_key):
+        new_when, on_when = template.push_time(updated_on), template.pushed_at_of(on_digest.name)
+        if new_when is None or (on_when is not None and on_when >= new_when):
             return decide("in-sync", on_digest.name, f"{on_digest.name}{more} is on {short}")
         if repository_tags is None:
             return decide("look", on_digest.name, f"{on_digest.name} is on {short}, older")

@@ -147,7 +147,12 @@ def random_layer(
 
 
 def image_config(
-    diff_ids: list[str], *, os_name: str = "linux", architecture: str = "amd64", marker: str = ""
+    diff_ids: list[str],
+    *,
+    os_name: str = "linux",
+    architecture: str = "amd64",
+    marker: str = "",
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "architecture": architecture,
@@ -155,7 +160,7 @@ def image_config(
         "created": "2026-01-01T00:00:00Z",
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Labels": {"test.marker": marker},
+            "Labels": {"test.marker": marker, **(labels or {})},
         },
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "tests/support/images.py"}],
@@ -172,6 +177,7 @@ def _single(
     seed: int | None,
     annotations: Mapping[str, str] | None = None,
     subject: Image | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Image:
     rng = _rng(seed)
     layer_type = DOCKER_LAYER if docker else OCI_LAYER
@@ -181,6 +187,7 @@ def _single(
         os_name=os_name,
         architecture=architecture,
         marker=f"{rng.getrandbits(64):016x}",
+        labels=labels,
     )
     config = Blob(compact_json(config_doc), DOCKER_CONFIG if docker else OCI_CONFIG)
     layer_blobs = [blob for blob, _ in built]
@@ -210,8 +217,10 @@ def docker_image(
     os_name: str = "linux",
     architecture: str = "amd64",
     seed: int | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Image:
-    """A Docker v2 schema 2 image, manifest pretty-printed with 3 spaces like `docker push`."""
+    """A Docker v2 schema 2 image, manifest pretty-printed with 3 spaces like `docker push`;
+    `labels` go into the config's `config.Labels` (as `docker build --label` puts them)."""
     return _single(
         docker=True,
         layers=layers,
@@ -219,6 +228,7 @@ def docker_image(
         os_name=os_name,
         architecture=architecture,
         seed=seed,
+        labels=labels,
     )
 
 
@@ -230,8 +240,9 @@ def oci_image(
     architecture: str = "amd64",
     seed: int | None = None,
     annotations: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Image:
-    """An OCI image manifest (compact JSON)."""
+    """An OCI image manifest (compact JSON); `labels` go into the config's `config.Labels`."""
     return _single(
         docker=False,
         layers=layers,
@@ -240,10 +251,18 @@ def oci_image(
         architecture=architecture,
         seed=seed,
         annotations=annotations,
+        labels=labels,
     )
 
 
-def _index(*, docker: bool, layer_size: int, seed: int | None) -> Image:
+def _index(
+    *,
+    docker: bool,
+    layer_size: int,
+    seed: int | None,
+    labels: Mapping[str, str] | None = None,
+    attestation_first: bool = False,
+) -> Image:
     rng = _rng(seed)
     children = tuple(
         _with_platform(
@@ -254,20 +273,41 @@ def _index(*, docker: bool, layer_size: int, seed: int | None) -> Image:
                 os_name=os_name,
                 architecture=arch,
                 seed=rng.getrandbits(64),
+                labels=labels if labels is None else {**labels, "platform": f"{os_name}/{arch}"},
             ),
             (os_name, arch),
         )
         for os_name, arch in PLATFORMS
     )
+    descriptors = [
+        child.descriptor(platform={"architecture": child.platform[1], "os": child.platform[0]})
+        for child in children
+        if child.platform is not None
+    ]
+    if attestation_first:
+        # buildx's provenance attestation: an image manifest with platform unknown/unknown.
+        attestation = _single(
+            docker=docker,
+            layers=1,
+            layer_size=64,
+            os_name="unknown",
+            architecture="unknown",
+            seed=rng.getrandbits(64),
+            labels={"org.opencontainers.image.revision": "not-the-image"},
+        )
+        children = (attestation, *children)
+        descriptors.insert(
+            0,
+            attestation.descriptor(
+                platform={"architecture": "unknown", "os": "unknown"},
+                annotations={"vnd.docker.reference.type": "attestation-manifest"},
+            ),
+        )
     media_type = DOCKER_MANIFEST_LIST if docker else OCI_INDEX
     document: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": media_type,
-        "manifests": [
-            child.descriptor(platform={"architecture": child.platform[1], "os": child.platform[0]})
-            for child in children
-            if child.platform is not None
-        ],
+        "manifests": descriptors,
     }
     raw = docker_json(document) if docker else compact_json(document)
     return Image(raw=raw, media_type=media_type, children=children)
@@ -283,14 +323,30 @@ def _with_platform(image: Image, platform: tuple[str, str]) -> Image:
     )
 
 
-def oci_index(*, layer_size: int = 512, seed: int | None = None) -> Image:
-    """An OCI image index with two OCI image children: linux/amd64 and linux/arm64."""
-    return _index(docker=False, layer_size=layer_size, seed=seed)
+def oci_index(
+    *,
+    layer_size: int = 512,
+    seed: int | None = None,
+    labels: Mapping[str, str] | None = None,
+    attestation_first: bool = False,
+) -> Image:
+    """An OCI image index with two OCI image children: linux/amd64 and linux/arm64 (each child's
+    config gets `labels` plus `platform=<os>/<arch>`); `attestation_first` lists a buildx-style
+    attestation manifest (unknown/unknown) before them."""
+    return _index(
+        docker=False,
+        layer_size=layer_size,
+        seed=seed,
+        labels=labels,
+        attestation_first=attestation_first,
+    )
 
 
-def docker_manifest_list(*, layer_size: int = 512, seed: int | None = None) -> Image:
+def docker_manifest_list(
+    *, layer_size: int = 512, seed: int | None = None, labels: Mapping[str, str] | None = None
+) -> Image:
     """A Docker manifest list (3-space indentation) with two Docker v2 children (amd64, arm64)."""
-    return _index(docker=True, layer_size=layer_size, seed=seed)
+    return _index(docker=True, layer_size=layer_size, seed=seed, labels=labels)
 
 
 def referrer(
