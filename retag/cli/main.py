@@ -1,7 +1,7 @@
 """The acr-retag command line: `python -m retag ...` or the `acr-retag` console script.
 
 Parser assembly and dispatch only. Each command is one module (`tag`, `list_tags`, `replay`,
-`push_sample`, `doctor`, `prune`, `reconcile`) with HELP, DESCRIPTION, EPILOG,
+`push_sample`, `doctor`, `prune`, `reconcile`, `flux_manifests`) with HELP, DESCRIPTION, EPILOG,
 `add_arguments(parser)` and `run(args, ctx)`; settings come from `env.Context`; output from
 `output`; every failure goes through `errors` (one `acr-retag: error: ...` line on stderr, and
 with `--json` still one object on stdout; exit 0 ok, 1 failed, 2 usage or settings, 130
@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "retag.cli.doctor",
     "prune": "retag.cli.prune",
     "reconcile": "retag.cli.reconcile",
+    "flux-manifests": "retag.cli.flux_manifests",
 }
 """Command name -> module (HELP, DESCRIPTION, EPILOG, add_arguments, run)."""
 
@@ -59,6 +60,7 @@ examples:
   acr-retag list myapp
   acr-retag doctor --repository myapp
   acr-retag --registry myregistry.azurecr.io list team/api --json
+  acr-retag flux-manifests myapp | kubectl apply -f -   # Flux objects for the template
 
 exit codes: 0 ok, 1 operation failed, 2 usage or settings error, 130 interrupted.
 --json prints one object: {"ok": ..., "command": ..., ...} (docs/cli.md).
