@@ -14,7 +14,7 @@ from retag.cli.env import export_azure_variables, merged_environment
 from retag.cli.errors import CliError
 from tests.cli.conftest import RunCli, assert_one_line_error
 
-COMMANDS = ["tag", "list", "replay", "push-sample", "doctor"]
+COMMANDS = ["tag", "list", "replay", "push-sample", "doctor", "flux-manifests"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

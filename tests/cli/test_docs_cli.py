@@ -20,7 +20,16 @@ from tests.cli.conftest import RunCli
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC = REPO_ROOT / "docs" / "cli.md"
 SAMPLE_EVENT = REPO_ROOT / "samples" / "events" / "image-pushed-latest.json"
-COMMANDS = ("tag", "list", "replay", "push-sample", "doctor", "prune", "reconcile")
+COMMANDS = (
+    "tag",
+    "list",
+    "replay",
+    "push-sample",
+    "doctor",
+    "prune",
+    "reconcile",
+    "flux-manifests",
+)
 DYNAMIC = {"kept_by_reason"}
 """Objects whose keys are data (a reason per key), not part of the contract."""
 
@@ -86,6 +95,7 @@ def test_the_examples_have_the_keys_the_commands_print(
     cli(["push-sample", "docs/app"], env=env)  # `latest` moves on: its digest lacks a tag
     acr.set_clock(datetime.now(UTC))
     assert_same_keys(example("reconcile"), printed(cli, env, "reconcile", "--mode", "dry-run"))
+    assert_same_keys(example("flux-manifests"), printed(cli, env, "flux-manifests", "docs/app"))
 
 
 def test_the_prune_example_has_the_keys_prune_prints(cli: RunCli, env: dict[str, str]) -> None:

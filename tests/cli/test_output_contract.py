@@ -82,6 +82,11 @@ def test_every_command_prints_one_object_with_ok_and_command(
     reconcile = document(cli(["reconcile", "--mode", "dry-run", "--json"], env=env), "reconcile")
     assert reconcile["ok"] is True
     assert reconcile["interrupted"] is False
+    manifests = document(
+        cli(["flux-manifests", "contract/app", "--json"], env=env), "flux-manifests"
+    )
+    assert manifests["ok"] is True
+    assert [m["kind"] for m in manifests["manifests"]] == ["ImageRepository", "ImagePolicy"]
 
 
 def test_replay_counts_are_all_present_and_a_rejection_is_not_ok(
@@ -127,6 +132,11 @@ def test_settings_and_usage_errors_with_json_print_the_object_and_exit_2(cli: Ru
     run = cli(["tag", "Bad", "--json"], env={"ACR_LOGIN_SERVER": "127.0.0.1:1"})
     assert run.code == 2
     failed_document(run, "tag", "repository 'Bad'")
+    run = cli(
+        ["flux-manifests", "app", "--name", "Bad", "--json"], env={"ACR_LOGIN_SERVER": "x.io"}
+    )
+    assert run.code == 2
+    failed_document(run, "flux-manifests", "name 'Bad' is not a Kubernetes name")
 
 
 def test_push_sample_to_an_unreachable_registry(cli: RunCli, unreachable: dict[str, str]) -> None:
