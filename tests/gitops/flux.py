@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "flux.md"
+DOCUMENTED_POLICY = "myapp"
+"""The name of the ImagePolicy users copy from docs/flux.md (section 2)."""
 MAX_REPEAT = 1000
 """RE2's limit on `{n}` / `{n,m}` counts (Go regexp/syntax: "invalid repeat count")."""
 
@@ -376,10 +378,13 @@ class ImagePolicy:
         )
 
     @classmethod
-    def documented(cls, doc: Path = DOC) -> ImagePolicy:
-        """The ImagePolicy of docs/flux.md, with its ImageRepository's `exclusionList`."""
+    def documented(cls, doc: Path = DOC, name: str = DOCUMENTED_POLICY) -> ImagePolicy:
+        """The ImagePolicy `name` of docs/flux.md (by default the one of section 2; the page
+        shows others, e.g. the worked example's), with its ImageRepository's `exclusionList`."""
         documents = yaml_documents(doc)
-        (policy,) = [d for d in documents if d.get("kind") == "ImagePolicy"]
+        (policy,) = [
+            d for d in documents if d.get("kind") == "ImagePolicy" and d["metadata"]["name"] == name
+        ]
         repositories = [d for d in documents if d.get("kind") == "ImageRepository"]
         name = policy["spec"]["imageRepositoryRef"]["name"]
         exclusion: list[str] = ["^.*\\.sig$"]  # the controller's default when none is given
