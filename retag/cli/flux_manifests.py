@@ -69,6 +69,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     chosen = args.source_tags or list(settings.retag.source_tags)
     source_tags = list(dict.fromkeys(check_tag(tag) for tag in chosen))
     template = load_template(ctx, args.template, source_tags)
+    for tag in source_tags:
+        if tag not in settings.retag.source_tags:
+            warn(
+                f"source tag {tag!r} is not in RETAG_SOURCE_TAGS "
+                f"({','.join(settings.retag.source_tags)}): acr-retag gives its pushes no "
+                "tag, so its ImagePolicy selects nothing until you add it there"
+            )
     if not template.has_tag and len(source_tags) > 1:
         warn(
             f"template {template.text!r} has no {{tag}}: the ImagePolicies of "

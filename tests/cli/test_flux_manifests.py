@@ -139,7 +139,7 @@ def test_options_set_namespace_name_interval_template_and_source_tags(cli: RunCl
             "--source-tag",
             "release",
         ],
-        env=ENV,
+        env={**ENV, "RETAG_SOURCE_TAGS": "main,release"},
     )
     docs = documents(run)
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
@@ -386,6 +386,25 @@ def test_a_template_without_tag_and_several_source_tags_warns(cli: RunCli) -> No
     assert len(by_kind(documents(run), "ImagePolicy")) == 2
 
 
+def test_a_source_tag_outside_the_settings_warns(cli: RunCli) -> None:
+    run = cli(["flux-manifests", "myapp", "--source-tag", "stable"], env=ENV)
+    assert run.code == 0
+    assert run.err.splitlines() == [
+        "acr-retag: warning: source tag 'stable' is not in RETAG_SOURCE_TAGS (latest): acr-retag "
+        "gives its pushes no tag, so its ImagePolicy selects nothing until you add it there"
+    ]
+    assert [d["metadata"]["name"] for d in by_kind(documents(run), "ImagePolicy")] == [
+        "myapp-stable"
+    ]
+
+
+def test_source_tags_whose_policy_names_collide_are_refused(cli: RunCli) -> None:
+    env = {**ENV, "RETAG_SOURCE_TAGS": "Latest,latest"}
+    run = cli(["flux-manifests", "myapp"], env=env)
+    assert run.code == 2
+    assert_one_line_error(run, "give the same ImagePolicy name 'myapp-latest'")
+
+
 # -- names ---------------------------------------------------------------------------------------
 
 
@@ -466,6 +485,7 @@ def test_python_m_retag_flux_manifests(tmp_path: Path) -> None:
     """The console entry point end to end (a new process, settings from its environment)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACR_", "RETAG_", "FLUX_"))}
     env.update(RECEIVER_ENV)
+    env["RETAG_SOURCE_TAGS"] = "latest,stable"
     env["PYTHONPATH"] = str(REPO_ROOT)
     done = subprocess.run(
         [sys.executable, "-m", "retag", "flux-manifests", "team/api", "--source-tag", "stable"],
