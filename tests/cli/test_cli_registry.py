@@ -13,7 +13,7 @@ from azure.containerregistry import ContainerRegistryClient
 
 from emulator import Emulator
 from tests.cli.conftest import RunCli, assert_one_line_error, wait_logged
-from tests.support.images import docker_image, oci_index, push_image
+from tests.support.images import docker_image, oci_image, oci_index, push_image
 
 GENERATED = re.compile(r"latest_(?P<ts>[0-9]{17})_(?P<hex>[a-f0-9]{12})")
 
@@ -170,6 +170,28 @@ def test_tag_with_digest_template_and_source_tag(
     assert run.code == 1
     assert "does not point to" in run.err
     assert acr.tag_digest("e2e/opts", result["tag"]) == digest
+
+
+def test_tag_with_a_revision_label_template(
+    cli: RunCli, env: dict[str, str], acr: Emulator
+) -> None:
+    """The pipeline step with `prod-{revision:.7}-{timestamp}`: the image's revision label makes the
+    tag; an image without the label fails loudly (exit 1, one line) and nothing is written."""
+    template = ["--template", "prod-{revision:.7}-{timestamp}"]
+    labelled = oci_image(seed=31, labels={"org.opencontainers.image.revision": "8ba37f7" * 5})
+    push_image(acr.endpoint, "e2e/labels", labelled, "latest", verify=acr.ca_bundle)
+    run = cli(["tag", "e2e/labels", *template, "--json"], env=env)
+    assert run.code == 0, run.err
+    result = json.loads(run.out)
+    assert re.fullmatch(r"prod-8ba37f7-[0-9]{14}", result["tag"])
+    assert result["written"] is True
+    assert acr.tag_digest("e2e/labels", result["tag"]) == labelled.digest
+
+    push_image(acr.endpoint, "e2e/labels", oci_image(seed=32), "latest", verify=acr.ca_bundle)
+    run = cli(["tag", "e2e/labels", *template], env=env)
+    assert run.code == 1
+    assert_one_line_error(run, "image has no org.opencontainers.image.revision label")
+    assert set(tags_of(acr, "e2e/labels")) == {"latest", result["tag"]}
 
 
 def test_tag_never_moves_an_existing_tag_of_another_digest(
