@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.common import median, percentile, report, table
+from benchmarks.common import counted, median, percentile, report, table
 from emulator import Emulator
 from retag.acr.client import AcrRegistry
 from retag.naming import DEFAULT_TEMPLATE, REVISION_LABEL, TagTemplate
@@ -46,15 +45,6 @@ def _push(acr: Emulator, build: Callable[..., Image]) -> Push:
     push_image(acr.endpoint, REPOSITORY, image, tag="latest", verify=acr.ca_bundle)
     acr.set_faults(latency_ms=LATENCY_MS)
     return Push(REPOSITORY, "latest", image.digest, datetime.now(UTC))
-
-
-def _timed(acr: Emulator, call: Callable[[], object]) -> tuple[int, float]:
-    acr.clear_requests()
-    started = time.perf_counter()
-    call()
-    elapsed = (time.perf_counter() - started) * 1000
-    requests = [r for r in acr.requests() if not r["path"].startswith("/oauth2/")]
-    return len(requests), elapsed
 
 
 def _row(name: str, samples: list[tuple[int, float]], note: str) -> list[object]:
@@ -100,11 +90,11 @@ def rows(acr: Emulator) -> list[list[object]]:
         samples: list[tuple[int, float]] = []
         for _ in range(N):
             push = _push(acr, build)
-            samples.append(_timed(acr, lambda: tag_push(warm, template, push)))  # noqa: B023
+            samples.append(counted(acr, lambda: tag_push(warm, template, push)))  # noqa: B023
             if build is oci_image and "revision" in text and "digest" not in text:
                 _RECENT.clear()
                 _LABELS.clear()
-                redelivery.append(_timed(acr, lambda: tag_push(warm, template, push)))  # noqa: B023
+                redelivery.append(counted(acr, lambda: tag_push(warm, template, push)))  # noqa: B023
         out.append(_row(name, samples, note))
     out.append(
         _row(

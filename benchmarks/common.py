@@ -60,3 +60,12 @@ def timed_calls(
         call(f"bench-{i}-{time.monotonic_ns()}")
         latencies.append((time.perf_counter() - started) * 1000)
     return acr.requests(), latencies
+
+
+def counted(acr: Any, call: Callable[[], object]) -> tuple[int, float]:
+    """(requests the emulator logged, ms) of one `call()`: token calls excluded."""
+    acr.clear_requests()
+    started = time.perf_counter()
+    call()
+    elapsed = (time.perf_counter() - started) * 1000
+    return sum(1 for r in acr.requests() if not r["path"].startswith("/oauth2/")), elapsed

@@ -205,27 +205,16 @@ def _parse_parts(text: str) -> tuple[_Part, ...]:
         if field_name == "digest":
             precision = DIGEST_MAX_PRECISION
             if format_spec:
-                match = _PRECISION_RE.fullmatch(format_spec)
-                value = int(match.group(1)) if match else -1
-                if not DIGEST_MIN_PRECISION <= value <= DIGEST_MAX_PRECISION:
-                    raise ValueError(
-                        f"template {text!r}: format spec ':{format_spec}' on {{digest}} is not "
-                        f"allowed; use {{digest}} (64 hex characters) or {{digest:.N}} with N "
-                        f"from {DIGEST_MIN_PRECISION} to {DIGEST_MAX_PRECISION}"
-                    )
-                precision = value
+                precision = _precision(
+                    text, "digest", format_spec, DIGEST_MIN_PRECISION, DIGEST_MAX_PRECISION,
+                    whole="{digest} (64 hex characters)",
+                )  # fmt: skip
         elif field_name == "revision":
             if format_spec:
-                match = _PRECISION_RE.fullmatch(format_spec)
-                value = int(match.group(1)) if match else -1
-                if not REVISION_MIN_PRECISION <= value <= REVISION_MAX_LENGTH:
-                    raise ValueError(
-                        f"template {text!r}: format spec ':{format_spec}' on {{revision}} is not "
-                        f"allowed; use {{revision}} (at most {REVISION_MAX_LENGTH} characters) or "
-                        f"{{revision:.N}} with N from {REVISION_MIN_PRECISION} to "
-                        f"{REVISION_MAX_LENGTH}, e.g. {{revision:.7}}"
-                    )
-                precision = value
+                precision = _precision(
+                    text, "revision", format_spec, REVISION_MIN_PRECISION, REVISION_MAX_LENGTH,
+                    whole=f"{{revision}} (at most {REVISION_MAX_LENGTH} characters)",
+                )  # fmt: skip
         elif field_name == "timestamp":
             if format_spec not in ("", "ms"):
                 raise ValueError(
@@ -246,6 +235,19 @@ def _parse_parts(text: str) -> tuple[_Part, ...]:
             )
         parts.append(_Part(field=field_name, precision=precision))
     return tuple(parts)
+
+
+def _precision(text: str, name: str, spec: str, low: int, high: int, *, whole: str) -> int:
+    """N of a `:.N` format spec on {name}, low <= N <= high; else ValueError naming the forms."""
+    match = _PRECISION_RE.fullmatch(spec)
+    value = int(match.group(1)) if match else -1
+    if not low <= value <= high:
+        example = ", e.g. {revision:.7}" if name == "revision" else ""
+        raise ValueError(
+            f"template {text!r}: format spec ':{spec}' on {{{name}}} is not allowed; use "
+            f"{whole} or {{{name}:.N}} with N from {low} to {high}{example}"
+        )
+    return value
 
 
 @dataclass(frozen=True)
