@@ -55,6 +55,9 @@ class ImagePushed:
     """UTC: `data.timestamp`, else the envelope's event time."""
     request_host: str | None
     """`data.request.host`: the login server the push went to."""
+    actor: str | None = None
+    """`data.actor.name`: who pushed (a user, a service principal's id; absent for some
+    tokens). Control characters make the event malformed."""
 
 
 @dataclass(frozen=True)
@@ -249,8 +252,14 @@ def parse_event(envelope: Mapping[str, object]) -> ImagePushed | OtherEvent:
     read.optional_string(target, "url", "data.target.url")
     for key in ("id", "action", "location"):
         read.optional_string(data, key, f"data.{key}")
+    actor: str | None = None
+    actor_section = read.optional_object(data, "actor", "data.actor")
+    if actor_section is not None:
+        actor = read.optional_string(actor_section, "name", "data.actor.name")
+        if actor is not None and _CONTROL_RE.search(actor):
+            raise read.fail(f"data.actor.name {_shown(actor)} contains control characters")
+        actor = actor or None
     for section, fields in (
-        ("actor", ("name",)),
         ("source", ("addr", "instanceID")),
         ("connectedRegistry", ("name",)),
     ):
@@ -282,6 +291,7 @@ def parse_event(envelope: Mapping[str, object]) -> ImagePushed | OtherEvent:
         media_type=media_type,
         pushed_at=pushed_at,
         request_host=request_host,
+        actor=actor,
     )
 
 

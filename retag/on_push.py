@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from retag.announce import TagAdded, announce
 from retag.events import MalformedEvent, OtherEvent, parse_event
 from retag.logline import LOGGER, format_field, format_text, level_for
 from retag.registry import (
@@ -73,6 +74,8 @@ class Outcome:
     """Log level when it differs from the status default (WARNING for a deleted manifest)."""
     retry: bool = False
     """True when the event is handed back to Event Grid for redelivery (the call raised)."""
+    announced: dict[str, str] | None = None
+    """`{"nudge": "sent"|"failed", "audit": ...}` for the configured channels of a new tag."""
 
     @property
     def log_level(self) -> int:
@@ -93,6 +96,7 @@ class Outcome:
         ]
         if self.retry:
             parts.append("retry=true")
+        parts.extend(f"{channel}={status}" for channel, status in (self.announced or {}).items())
         parts.append(f"reason={format_text(self.reason, _REASON_MAX_LENGTH)}")
         return " ".join(parts)
 
@@ -133,6 +137,8 @@ class _Result:
     digest: str | None = None
     new_tag: str | None = None
 
+    announced: dict[str, str] | None = None
+
     def __call__(
         self, status: Status, reason: str, *, level: int | None = None, retry: bool = False
     ) -> Outcome:
@@ -148,6 +154,7 @@ class _Result:
             requests=self.tally.count,
             level=level,
             retry=retry,
+            announced=self.announced,
         )
 
 
@@ -221,6 +228,18 @@ def _handle(
         return result("skipped", f"{tagged.reason}; nothing written"), None
     if not tagged.written:
         return result("ignored", f"{tagged.reason}; nothing written"), None
+    added = TagAdded(
+        login_server,
+        event.repository,
+        event.tag,
+        event.digest,
+        tagged.tag,
+        event.pushed_at,
+        event_id=event.event_id,
+        actor=event.actor,
+    )
+    announced = announce(settings.notify, added, ca_bundle=settings.registry.ca_bundle)
+    result.announced = announced.fields() or None
     return result("retagged", tagged.reason), None
 
 

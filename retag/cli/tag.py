@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -94,6 +95,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if tagged.skipped:
         raise CliError(f"{repository}@{short_digest(digest)}: {tagged.reason}; nothing written")
     result = tagged.tag
+    announced = None
+    if tagged.written:
+        from retag.announce import TagAdded, announce
+
+        added = TagAdded(ctx.login_server, repository, source_tag, digest, result, pushed_at)
+        announced = announce(settings.notify, added, ca_bundle=settings.registry.ca_bundle)
+        for channel, why in (("nudge", announced.nudge_reason), ("audit", announced.audit_reason)):
+            if why:
+                print(
+                    f"acr-retag: warning: {channel} failed: {why} (the tag is written)",
+                    file=sys.stderr,
+                )
     if args.json:
         emit(
             "tag",
@@ -106,6 +119,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 "written": tagged.written,
                 "timestamp": when(pushed_at),
                 "timestamp_source": basis,
+                **(announced.fields() if announced is not None else {}),
             },
         )
     else:

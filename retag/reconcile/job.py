@@ -239,6 +239,14 @@ class _RepositoryJob:
         except (RegistryError, ValueError) as error:
             return result("failed", describe_error(error))
         if tagged.written:
+            from retag.announce import TagAdded, announce
+
+            # A failed nudge or audit event is logged (WARNING) and not retried: the tag stands.
+            added = TagAdded(
+                registry.login_server, repository, source_tag, decision.digest, tagged.tag,
+                decision.updated_on,
+            )  # fmt: skip
+            announce(settings.notify, added, ca_bundle=settings.registry.ca_bundle)
             return result("tagged", decision.reason, tagged.tag)
         if tagged.skipped or tagged.superseded:
             # A missing label is the image's, not the run's, failure: reported once per run,

@@ -120,6 +120,7 @@ def test_docs_shaped_event_grid_event() -> None:
         pushed_at=datetime(2018, 4, 25, 21, 39, 47, 276585, tzinfo=UTC),
         request_host="myregistry.azurecr.io",
     )
+    assert event.actor is None  # the docs' sample has an empty actor
 
 
 @pytest.mark.parametrize("make", [event_grid, cloud_event], ids=["eventgrid", "cloudevents"])
@@ -133,6 +134,7 @@ def test_both_schemas_give_the_same_event(make: Callable[..., dict[str, Any]]) -
         media_type="application/vnd.oci.image.manifest.v1+json",
         pushed_at=datetime(2026, 11, 29, 23, 7, 0, 123456, tzinfo=UTC),
         request_host="myregistry.azurecr.io",
+        actor="00000000-0000-0000-0000-000000000000",
     )
 
 
