@@ -9,6 +9,10 @@
    new generated tag that sorts newest, and the tag Flux selects (docs/flux.md's ImagePolicy,
    the tests' model) moves back to the old digest. Then a push whose event is lost, caught up by
    reconciliation; then pruning, first as a dry-run plan, then for real.
+5. A platform team's loop: `RETAG_TAG_TEMPLATE=prod-{revision:.7}-{timestamp}` tags a push from
+   the image's `org.opencontainers.image.revision` label, and a Flux generic-hmac Receiver
+   (`emulator.flux_receiver`) is nudged with a signed POST; an image without the label is
+   skipped with one WARNING line.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any, TextIO
 
 REPOSITORY = "demo/app"
 SOURCE_TAG = "latest"
+TEAM_REPOSITORY = "demo/web"
+TEAM_TEMPLATE = "prod-{revision:.7}-{timestamp}"
 
 
 def run(out: TextIO = sys.stdout) -> int:
@@ -72,8 +78,73 @@ def run(out: TextIO = sys.stdout) -> int:
 
             _prune(out)
             _print_tags(registry, out)
+
+        _platform_team(acr, registry, say, out)
     say(f"\ndemo finished in {time.monotonic() - started:.1f} s")
     return 0
+
+
+def _platform_team(acr: Any, registry: Any, say: Callable[[str], None], out: TextIO) -> None:
+    """A platform team's loop: tags `prod-<git sha7>-<timestamp>` from the image's revision label
+    (the shape their Flux policies select), and a Flux Receiver nudged after each new tag."""
+    import importlib
+
+    import function_app
+    from emulator.flux_receiver import FluxReceiver
+    from emulator.functions_host import FunctionsHostServer
+
+    token = secrets.token_hex(32)  # the Receiver's token: made up for this run, never printed
+    with FluxReceiver(token) as receiver:
+        os.environ.update(
+            {
+                "RETAG_TAG_TEMPLATE": TEAM_TEMPLATE,
+                "FLUX_RECEIVER_URL": receiver.url,
+                "FLUX_RECEIVER_TOKEN": token,
+            }
+        )
+        app = importlib.reload(function_app).app  # a new worker with the team's settings
+        with FunctionsHostServer(app) as host:
+            acr.set_subscribers([host.webhook_url("on_image_pushed")])
+            say(
+                f"\nplatform team: RETAG_TAG_TEMPLATE={TEAM_TEMPLATE}, a Flux generic-hmac "
+                f"Receiver at {receiver.url}"
+            )
+            revision = secrets.token_hex(20)
+            say(f"push {TEAM_REPOSITORY}:{SOURCE_TAG} built from commit {revision}")
+            digest = _push_labelled(registry, {"org.opencontainers.image.revision": revision})
+            wait_for_generated_tag(registry, digest, repository=TEAM_REPOSITORY)
+            acr.wait_for_deliveries()
+            for nudge in receiver.nudges:
+                say(
+                    f"Flux Receiver: signature ok, {nudge.body['repository']}:"
+                    f"{nudge.body['tag']} -> reconcile the ImageRepository now"
+                )
+            if not receiver.nudges:
+                raise RuntimeError("the Flux Receiver was not nudged")
+            say(f"\npush {TEAM_REPOSITORY}:{SOURCE_TAG} built without the revision label:")
+            _push_labelled(registry, {})
+            acr.wait_for_deliveries()
+            _print_tags(registry, out, repository=TEAM_REPOSITORY)
+            tags = [t.name for t in registry.list_tags(TEAM_REPOSITORY)]
+            if f"prod-{revision[:7]}" not in " ".join(tags):
+                raise RuntimeError(f"no prod-{revision[:7]}-<timestamp> tag on {TEAM_REPOSITORY}")
+
+
+def _push_labelled(registry: Any, labels: dict[str, str]) -> str:
+    import json
+
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "config": {"Labels": {"build": secrets.token_hex(8), **labels}},
+        }
+    ).encode()
+    digest: str = registry.push_image(
+        TEAM_REPOSITORY, SOURCE_TAG, config, [secrets.token_bytes(512)]
+    )
+    return digest
 
 
 def configure_environment(login_server: str, ca_bundle: str) -> None:
@@ -161,11 +232,13 @@ def _rollback(
     say(f"Flux now selects {tag} -> {short_digest(digest)}: the rollback is deployed")
 
 
-def wait_for_generated_tag(registry: Any, digest: str, timeout: float = 10.0) -> float:
+def wait_for_generated_tag(
+    registry: Any, digest: str, timeout: float = 10.0, *, repository: str = REPOSITORY
+) -> float:
     """Seconds until a tag other than the source tag is on `digest` (polled every 2 ms)."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        tags = [t.name for t in registry.list_tags(REPOSITORY, digest=digest)]
+        tags = [t.name for t in registry.list_tags(repository, digest=digest)]
         if any(name != SOURCE_TAG for name in tags):
             return time.perf_counter() - started
         time.sleep(0.002)
@@ -183,10 +256,10 @@ def wait_for_new_tag(registry: Any, digest: str, known: set[str], timeout: float
     raise RuntimeError(f"no new generated tag appeared on {digest} within {timeout} s")
 
 
-def _print_tags(registry: Any, out: TextIO) -> None:
+def _print_tags(registry: Any, out: TextIO, *, repository: str = REPOSITORY) -> None:
     from retag.oci import short_digest
 
-    tags = sorted(registry.list_tags(REPOSITORY), key=lambda t: (t.last_updated_on, t.name))
+    tags = sorted(registry.list_tags(repository), key=lambda t: (t.last_updated_on, t.name))
     width = max([36, *(len(t.name) for t in tags)])  # 17-digit stamps make 38-character tags
     print(f"\n  {'TAG':<{width}} {'DIGEST':<20} UPDATED (UTC)", file=out)
     for tag in tags:
