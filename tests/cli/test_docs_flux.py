@@ -185,3 +185,25 @@ def test_the_digest_reflection_example_is_well_formed() -> None:
     assert spec["digestReflectionPolicy"] == "Always"
     assert spec["interval"]
     assert ImagePolicy.from_spec(spec).select(["latest", "v1"]) == "latest"
+
+
+def test_the_receiver_shown_is_the_one_flux_manifests_prints() -> None:
+    """docs/flux.md "Instant reconcile with a Receiver" shows exactly the Receiver object that
+    `acr-retag flux-manifests myapp` prints when FLUX_RECEIVER_URL is set."""
+    import yaml
+
+    from retag.flux_objects import flux_objects
+    from retag.naming import DEFAULT_TEMPLATE
+
+    text = DOC.read_text()
+    section = text.split("## Instant reconcile with a Receiver", 1)[1].split("\n## ", 1)[0]
+    shown = yaml.safe_load(section.split("```text\n", 1)[1].split("```", 1)[0])
+    printed = flux_objects(
+        login_server="myregistry.azurecr.io",
+        repository="myapp",
+        template=TagTemplate.parse(DEFAULT_TEMPLATE, ["latest"]),
+        source_tags=["latest"],
+        receiver=True,
+    )
+    (receiver,) = [o for o in printed.objects if o["kind"] == "Receiver"]
+    assert shown == receiver
