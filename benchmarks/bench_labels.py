@@ -1,4 +1,4 @@
-"""Label fields' cost (issue 14 item 1): requests and latency per re-tag with and without
+"""Label fields' and the nudge's cost (issue 14 items 1 and 2): requests and latency per re-tag with and without
 `{revision}` in RETAG_TAG_TEMPLATE, on the emulator at 20 ms injected latency per request.
 
 - default template `{tag}_{timestamp:ms}_{digest:.12}`: tags on the digest || manifest, PUT;
@@ -8,7 +8,9 @@
 - the same for an OCI index: + the first platform manifest's GET;
 - `prod-{revision:.7}-{timestamp}-{digest:.12}`: unique names, so no existence check;
 - a redelivery of a labelled push on a new instance (empty memories): the decision needs no
-  label, so no config read.
+  label, so no config read;
+- the default template plus the Flux nudge (`retag.announce`) to a local generic-hmac Receiver:
+  no registry request, one POST (its latency is in the row).
 
 Requests are counted from the emulator's request log (storage included, token calls excluded:
 the adapter is warm).
@@ -96,6 +98,7 @@ def rows(acr: Emulator) -> list[list[object]]:
                 _LABELS.clear()
                 redelivery.append(counted(acr, lambda: tag_push(warm, template, push)))  # noqa: B023
         out.append(_row(name, samples, note))
+    out.append(_nudged_row(acr, warm))
     out.append(
         _row(
             "prod-{revision:.7}-{timestamp}, redelivery (new instance)",
@@ -105,6 +108,32 @@ def rows(acr: Emulator) -> list[list[object]]:
     )
     warm.close()
     return out
+
+
+def _nudged_row(acr: Emulator, warm: AcrRegistry) -> list[object]:
+    """The default template plus the Flux nudge to a local generic-hmac Receiver (not a registry
+    request: the emulator does not count it; the latency includes it)."""
+    from emulator.flux_receiver import FluxReceiver
+    from retag.announce import TagAdded, announce
+    from retag.settings import NotifySettings
+
+    template = _template(DEFAULT_TEMPLATE)
+    token = secrets.token_hex(32)
+    samples: list[tuple[int, float]] = []
+    with FluxReceiver(token) as receiver:
+        notify = NotifySettings(flux_receiver_url=receiver.url, flux_receiver_token=token)
+
+        def tag_and_nudge(push: Push) -> None:
+            result = tag_push(warm, template, push)
+            added = TagAdded(acr.login_server, push.repository, "latest", push.digest, result.tag,
+                             push.pushed_at)  # fmt: skip
+            if announce(notify, added).nudge != "sent":
+                raise RuntimeError("the nudge was not taken")
+
+        for _ in range(N):
+            push = _push(acr, oci_image)
+            samples.append(counted(acr, lambda: tag_and_nudge(push)))  # noqa: B023
+    return _row("default template + Flux nudge", samples, "+ 1 POST to the Receiver")
 
 
 def main() -> None:
