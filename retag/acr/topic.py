@@ -1,8 +1,8 @@
 """Publish the audit CloudEvent (`retag.audit`) to an Event Grid topic with azure-eventgrid.
 
 How the installed SDK sends it (azure-eventgrid 4.22.1; without `namespace_topic` the public
-`azure.eventgrid.EventGridPublisherClient` is the legacy topic client,
-`azure/eventgrid/_patch.py` -> `azure/eventgrid/_legacy/_publisher_client.py`):
+`azure.eventgrid.EventGridPublisherClient` delegates to the topic client
+`azure/eventgrid/_legacy/_publisher_client.py`, which we use directly: see the import below):
 - `send([CloudEvent])` POSTs a JSON array to the topic endpoint with
   `?api-version=2018-01-01` and `Content-Type: application/cloudevents-batch+json; charset=utf-8`
   (`_legacy/_publisher_client.py` `send`, `_legacy/_helpers.py` `_build_request`,
@@ -20,13 +20,22 @@ a one-line message that never holds a token.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.messaging import CloudEvent
 from azure.core.pipeline.transport import RequestsTransport
-from azure.eventgrid import EventGridPublisherClient
+
+# The topic client itself, not the public `azure.eventgrid.EventGridPublisherClient`: in
+# azure-eventgrid 4.22.1 the public class, for a basic topic (no `namespace_topic`), builds this
+# one WITHOUT forwarding its keywords (`azure/eventgrid/_patch.py` `__init__`:
+# `LegacyEventGridPublisherClient(endpoint, credential, api_version=...)`), so a transport,
+# `retry_total=0`, timeouts and `connection_verify` given to it are silently ignored (tested in
+# tests/acr/test_topic.py). Per-call keywords to `send` would reach the pipeline but also the
+# event model (a WARNING per keyword from the SDK's serializer).
+from azure.eventgrid._legacy import EventGridPublisherClient
 
 from retag.acr.transport import environment_settings
 from retag.audit import TagAddedEvent, cloud_event_fields
@@ -49,7 +58,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 def _error_detail(response: Any) -> str:
     """`code message` of an Azure error body `{"error": {"code", "message"}}`, or ""."""
     try:
-        body = response.json()
+        body = json.loads(response.text())
     except Exception:  # not JSON, not read, ...
         return ""
     error = body.get("error") if isinstance(body, dict) else None
