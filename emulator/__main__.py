@@ -81,6 +81,8 @@ def serve(args: argparse.Namespace) -> int:
             "login_server": emulator.login_server,
             "ca_bundle": emulator.ca_bundle,
             "storage_endpoint": emulator.storage_endpoint,
+            "topic_endpoint": emulator.topic_endpoint,
+            "topic_key": emulator.topic_key,
         }
         print(json.dumps(line), flush=True)
         while not stop.wait(0.5):

@@ -277,6 +277,24 @@ class Emulator:
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         return self.registry.delivery.wait_idle(timeout)
 
+    # -- Event Grid topic (emulator.topic) --------------------------------------------------------
+    @property
+    def topic_endpoint(self) -> str:
+        """`https://127.0.0.1:PORT/api/events`: publish CloudEvents here."""
+        return f"{self.endpoint}/api/events"
+
+    @property
+    def topic_key(self) -> str:
+        """The topic's access key (`aeg-sas-key` header, or `AzureKeyCredential`)."""
+        return self.registry.topic.key
+
+    def topic_events(self) -> list[dict[str, Any]]:
+        """CloudEvents published to the topic, oldest first (mirrors /_emulator/topic/events)."""
+        return self.registry.topic.events()
+
+    def clear_topic_events(self) -> None:
+        self.registry.topic.clear()
+
     def issued_tokens(self) -> list[str]:
         return self.registry.tokens.issued()
 

@@ -32,11 +32,14 @@ from emulator.faults import Faults, FaultSettings
 from emulator.manifests import OCI_INDEX, OCI_MANIFEST, check_digest, check_name, check_tag
 from emulator.storage import Storage
 from emulator.store import DeletedManifest, Store
+from emulator.topic import Topic, TopicError
 
 LOG = logging.getLogger("emulator")
 MAX_BODY = 1024 * 1024 * 1024
 MAX_LOG = 1_000_000  # request log entries kept (oldest dropped first)
-REDACTED_QUERY = frozenset({"access_token", "refresh_token", "password", "client_secret"})
+REDACTED_QUERY = frozenset(
+    {"access_token", "refresh_token", "password", "client_secret", "aeg-sas-key"}
+)
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -135,8 +138,10 @@ class Registry:
         delivery: Delivery,
         faults: Faults,
         storage: Storage | None = None,
+        topic: Topic | None = None,
     ) -> None:
         self.login_server = login_server
+        self.topic = topic if topic is not None else Topic()  # Event Grid topic (/api/events)
         self.storage = storage  # None: blobs are served by the registry itself (no redirect)
         self.store = store
         self.tokens = tokens
@@ -166,6 +171,7 @@ class Registry:
         read, write = _repo_scope("metadata_read"), _repo_scope("metadata_write")
         name = r"(?P<name>[^?#]+?)"
         table: list[tuple[str, dict[str, tuple[Handler, Any]]]] = [
+            (r"/api/events", {"POST": (self.topic_publish, "auth")}),  # own auth (emulator.topic)
             (r"/oauth2/exchange", {"POST": (self.oauth_exchange, "auth")}),
             (
                 r"/oauth2/token",
@@ -625,6 +631,15 @@ class Registry:
         body = _json_object(request)
         return Response.json(200, self.store.update_manifest(p["name"], p["digest"], body))
 
+    def topic_publish(self, request: Request, _: dict[str, str]) -> Response:
+        """Event Grid topic publish: 200 with an empty body, like Event Grid."""
+        sas_key = request.header("aeg-sas-key") or request.query.get("aeg-sas-key")
+        try:
+            self.topic.publish(request.header("Authorization"), sas_key, request.body)
+        except TopicError as exc:
+            return Response(exc.status, exc.body())
+        return Response(200, b"", content_type=None)
+
     # -- admin API --------------------------------------------------------------------------------
     def admin(self, request: Request) -> Response:
         try:
@@ -682,6 +697,11 @@ class Registry:
             return Response(204, b"", content_type=None)
         if what == "deliveries" and method == "GET":
             return Response.json(200, self.delivery.deliveries())
+        if what == "topic/events" and method == "GET":
+            return Response.json(200, self.topic.events())
+        if what == "topic/events" and method == "DELETE":
+            self.topic.clear()
+            return Response(204, b"", content_type=None)
         if what == "tokens" and method == "GET":
             return Response.json(200, self.tokens.issued())
         raise not_found("NOT_FOUND", f"no admin endpoint {method} /_emulator/{what}")

@@ -53,7 +53,16 @@ def _stop(process: subprocess.Popen[str], sig: int) -> int:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_prints_one_json_line_and_exits_cleanly(sig: int) -> None:
     with serve() as (process, info):
-        assert set(info) == {"endpoint", "login_server", "ca_bundle", "storage_endpoint"}
+        assert set(info) == {
+            "endpoint",
+            "login_server",
+            "ca_bundle",
+            "storage_endpoint",
+            "topic_endpoint",
+            "topic_key",
+        }
+        assert info["topic_endpoint"] == info["endpoint"] + "/api/events"
+        assert info["topic_key"]
         assert info["storage_endpoint"].startswith("https://localhost:")
         assert info["endpoint"] == f"https://{info['login_server']}"
         assert info["login_server"].startswith("127.0.0.1:")
