@@ -1,4 +1,4 @@
-"""Label fields' and the nudge's cost (issue 14 items 1 and 2): requests and latency per re-tag with and without
+"""Label fields' and the nudge's cost (issue 14 items 1, 2): requests and latency per re-tag
 `{revision}` in RETAG_TAG_TEMPLATE, on the emulator at 20 ms injected latency per request.
 
 - default template `{tag}_{timestamp:ms}_{digest:.12}`: tags on the digest || manifest, PUT;
@@ -114,7 +114,8 @@ def _nudged_row(acr: Emulator, warm: AcrRegistry) -> list[object]:
     """The default template plus the Flux nudge to a local generic-hmac Receiver (not a registry
     request: the emulator does not count it; the latency includes it)."""
     from emulator.flux_receiver import FluxReceiver
-    from retag.announce import TagAdded, announce
+    from retag.announce import announce
+    from retag.audit import TagAddedEvent
     from retag.settings import NotifySettings
 
     template = _template(DEFAULT_TEMPLATE)
@@ -125,8 +126,10 @@ def _nudged_row(acr: Emulator, warm: AcrRegistry) -> list[object]:
 
         def tag_and_nudge(push: Push) -> None:
             result = tag_push(warm, template, push)
-            added = TagAdded(acr.login_server, push.repository, "latest", push.digest, result.tag,
-                             push.pushed_at)  # fmt: skip
+            added = TagAddedEvent(
+                acr.login_server, push.repository, "latest", push.digest, result.tag,
+                push.pushed_at,
+            )  # fmt: skip
             if announce(notify, added).nudge != "sent":
                 raise RuntimeError("the nudge was not taken")
 

@@ -29,13 +29,12 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+from retag.audit import TagAddedEvent
 from retag.logline import LOGGER, line, one_line
 from retag.registry import budget_deadline
-from retag.timeutil import utc_iso
 
 if TYPE_CHECKING:
     from retag.settings import NotifySettings
@@ -43,22 +42,6 @@ if TYPE_CHECKING:
 ChannelStatus = Literal["off", "sent", "failed"]
 NUDGE_TIMEOUT_SECONDS = 5.0
 _MIN_TIMEOUT = 0.5
-
-
-@dataclass(frozen=True)
-class TagAdded:
-    """A generated tag that was just written: what the nudge and the audit event say."""
-
-    registry: str
-    repository: str
-    source_tag: str
-    digest: str
-    tag: str
-    pushed_at: datetime
-    event_id: str | None = None
-    """The ImagePushed event's id (None from the CLI and reconciliation)."""
-    actor: str | None = None
-    """`data.actor.name` of the push, when the event said."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +65,7 @@ class NudgeError(Exception):
 # -- the nudge: pure parts ---------------------------------------------------------------------
 
 
-def nudge_body(added: TagAdded) -> bytes:
+def nudge_body(added: TagAddedEvent) -> bytes:
     """The JSON body POSTed to the Receiver (compact, keys in a fixed order)."""
     document = {
         "repository": added.repository,
@@ -147,7 +130,7 @@ def send_nudge(url: str, token: str, body: bytes, *, ca_bundle: str | None = Non
 
 def announce(
     notify: NotifySettings,
-    added: TagAdded,
+    added: TagAddedEvent,
     *,
     ca_bundle: str | None = None,
     log: logging.Logger | None = None,
@@ -183,13 +166,8 @@ def announce(
     return Announced(nudge, audit, nudge_reason, audit_reason)
 
 
-def _publish(endpoint: str, added: TagAdded, ca_bundle: str | None) -> None:
+def _publish(endpoint: str, added: TagAddedEvent, ca_bundle: str | None) -> None:
     """The audit event through the Event Grid adapter (imported only when a topic is set)."""
-    from retag.acr.topic import publish_tag_added  # type: ignore[import-not-found]
+    from retag.acr.topic import publish_tag_added
 
     publish_tag_added(endpoint, added, ca_bundle=ca_bundle, timeout=_timeout())
-
-
-def pushed_at_text(added: TagAdded) -> str:
-    """The push time as RFC 3339 UTC (the audit event's `pushedAt`)."""
-    return utc_iso(added.pushed_at)

@@ -65,7 +65,7 @@ def cloud_event_fields(event: TagAddedEvent) -> dict[str, Any]:
             "sourceTag": event.source_tag,
             "digest": event.digest,
             "tag": event.tag,
-            "pushedAt": utc_iso(event.pushed_at, "seconds"),
+            "pushedAt": utc_iso(event.pushed_at, "milliseconds"),
             "eventId": event.event_id,
             "actor": event.actor,
         },

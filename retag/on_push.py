@@ -36,7 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from retag.announce import TagAdded, announce
+from retag.announce import announce
+from retag.audit import TagAddedEvent
 from retag.events import MalformedEvent, OtherEvent, parse_event
 from retag.logline import LOGGER, format_field, format_text, level_for
 from retag.registry import (
@@ -228,7 +229,7 @@ def _handle(
         return result("skipped", f"{tagged.reason}; nothing written"), None
     if not tagged.written:
         return result("ignored", f"{tagged.reason}; nothing written"), None
-    added = TagAdded(
+    added = TagAddedEvent(
         login_server,
         event.repository,
         event.tag,

@@ -21,6 +21,7 @@ a one-line message that never holds a token.
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -45,6 +46,22 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
 __all__ = ["PublishError", "publish_tag_added"]
+
+
+_CREDENTIAL_LOCK = threading.Lock()
+_CREDENTIAL: TokenCredential | None = None
+
+
+def _default_credential() -> TokenCredential:
+    """One `DefaultAzureCredential` per process (in Azure the managed identity): its token cache
+    then serves every publish instead of a token request per event."""
+    global _CREDENTIAL  # noqa: PLW0603 - one lazily built credential per process
+    with _CREDENTIAL_LOCK:
+        if _CREDENTIAL is None:
+            from azure.identity import DefaultAzureCredential
+
+            _CREDENTIAL = DefaultAzureCredential()
+        return _CREDENTIAL
 
 
 class PublishError(Exception):
@@ -107,9 +124,7 @@ def publish_tag_added(
         data=fields["data"],
     )
     if credential is None:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
+        credential = _default_credential()
     verify, proxies = environment_settings(host, ca_bundle)
     transport = RequestsTransport(
         connection_timeout=timeout,

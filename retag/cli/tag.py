@@ -97,9 +97,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     result = tagged.tag
     announced = None
     if tagged.written:
-        from retag.announce import TagAdded, announce
+        from retag.announce import announce
+        from retag.audit import TagAddedEvent
 
-        added = TagAdded(ctx.login_server, repository, source_tag, digest, result, pushed_at)
+        added = TagAddedEvent(ctx.login_server, repository, source_tag, digest, result, pushed_at)
         announced = announce(settings.notify, added, ca_bundle=settings.registry.ca_bundle)
         for channel, why in (("nudge", announced.nudge_reason), ("audit", announced.audit_reason)):
             if why:

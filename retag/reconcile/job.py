@@ -239,10 +239,11 @@ class _RepositoryJob:
         except (RegistryError, ValueError) as error:
             return result("failed", describe_error(error))
         if tagged.written:
-            from retag.announce import TagAdded, announce
+            from retag.announce import announce
+            from retag.audit import TagAddedEvent
 
             # A failed nudge or audit event is logged (WARNING) and not retried: the tag stands.
-            added = TagAdded(
+            added = TagAddedEvent(
                 registry.login_server, repository, source_tag, decision.digest, tagged.tag,
                 decision.updated_on,
             )  # fmt: skip

@@ -21,7 +21,8 @@ import pytest
 
 from emulator import Emulator
 from emulator.flux_receiver import FluxReceiver, signature_valid
-from retag.announce import TagAdded, nudge_body, signature
+from retag.announce import nudge_body, signature
+from retag.audit import TagAddedEvent
 from retag.on_push import handle_event
 from retag.registry import time_budget
 from retag.settings import Settings, load_settings
@@ -72,7 +73,7 @@ def pushed_event(
 
 
 def test_signature_is_hmac_sha256_of_the_exact_body() -> None:
-    added = TagAdded(
+    added = TagAddedEvent(
         "r.azurecr.io",
         "a/b",
         "latest",

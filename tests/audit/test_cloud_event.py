@@ -45,7 +45,7 @@ def test_fields() -> None:
             "sourceTag": "latest",
             "digest": "sha256:" + "ab" * 32,
             "tag": "latest_20261201093000_abababababab",
-            "pushedAt": "2026-12-01T09:30:00Z",
+            "pushedAt": "2026-12-01T09:30:00.123Z",
             "eventId": "e-1",
             "actor": "pipeline",
         },
@@ -70,9 +70,9 @@ def test_pushed_at_is_rfc3339_utc_and_unknowns_are_null() -> None:
     data = cloud_event_fields(
         make(pushed_at=datetime(2026, 12, 1, 4, 30, tzinfo=eastern), event_id=None, actor=None)
     )["data"]
-    assert data["pushedAt"] == "2026-12-01T09:30:00Z"
+    assert data["pushedAt"] == "2026-12-01T09:30:00.000Z"
     naive = cloud_event_fields(make(pushed_at=datetime(2026, 12, 1, 9, 30)))["data"]
-    assert naive["pushedAt"] == "2026-12-01T09:30:00Z"  # naive = UTC (retag.timeutil)
+    assert naive["pushedAt"] == "2026-12-01T09:30:00.000Z"  # naive = UTC (retag.timeutil)
     assert data["eventId"] is None
     assert data["actor"] is None
 
