@@ -53,6 +53,8 @@ def test_publishes_the_cloud_event_with_a_token(acr: Emulator) -> None:
     assert request["method"] == "POST"
     assert request["status"] == 200
     assert request["query"] == {"api-version": "2018-01-01"}
+    assert request["content_type"] == "application/cloudevents-batch+json; charset=utf-8"
+    assert request["events"] == 1
 
 
 def test_same_tag_same_id(acr: Emulator) -> None:
