@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,13 @@ def test_why_the_topic_client_is_used_directly(acr: Emulator) -> None:
     with public, pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
         public.send([CloudEvent(source="https://test", type="Test.Event", data={})])
     assert acr.topic_events() == []
+
+
+def test_missing_ca_bundle(acr: Emulator, tmp_path: Path) -> None:
+    with pytest.raises(PublishError, match=r"ca_bundle: .* is not an existing file"):
+        publish_tag_added(
+            acr.topic_endpoint,
+            tag_event(acr),
+            credential=StaticTokenCredential(audience=EVENTGRID),
+            ca_bundle=str(tmp_path / "missing.pem"),
+        )
