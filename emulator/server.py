@@ -634,11 +634,12 @@ class Registry:
     def topic_publish(self, request: Request, _: dict[str, str]) -> Response:
         """Event Grid topic publish: 200 with an empty body, like Event Grid."""
         sas_key = request.header("aeg-sas-key") or request.query.get("aeg-sas-key")
+        log = {"content_type": request.header("Content-Type")}
         try:
-            self.topic.publish(request.header("Authorization"), sas_key, request.body)
+            count = self.topic.publish(request.header("Authorization"), sas_key, request.body)
         except TopicError as exc:
-            return Response(exc.status, exc.body())
-        return Response(200, b"", content_type=None)
+            return Response(exc.status, exc.body(), log=log)
+        return Response(200, b"", log={**log, "events": count}, content_type=None)
 
     # -- admin API --------------------------------------------------------------------------------
     def admin(self, request: Request) -> Response:

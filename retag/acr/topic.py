@@ -41,6 +41,7 @@ from azure.eventgrid._legacy import EventGridPublisherClient
 from retag.acr.transport import environment_settings
 from retag.audit import TagAddedEvent, cloud_event_fields
 from retag.logline import clip, redact
+from retag.settings import check_ca_bundle
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -115,6 +116,11 @@ def publish_tag_added(
     if parts.scheme not in ("https", "http") or not host:
         raise PublishError(f"publish {event.repository}:{event.tag}: bad topic endpoint")
     target = f"topic {host}"
+    if ca_bundle:
+        try:
+            ca_bundle = check_ca_bundle(ca_bundle)
+        except ValueError as exc:
+            raise PublishError(_one_line(f"publish to {target}: ca_bundle: {exc}")) from None
     fields = cloud_event_fields(event)
     cloud_event = CloudEvent(
         source=fields["source"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,8 @@ def test_publishes_the_cloud_event_with_a_token(acr: Emulator) -> None:
     assert request["method"] == "POST"
     assert request["status"] == 200
     assert request["query"] == {"api-version": "2018-01-01"}
+    assert request["content_type"] == "application/cloudevents-batch+json; charset=utf-8"
+    assert request["events"] == 1
 
 
 def test_same_tag_same_id(acr: Emulator) -> None:
@@ -178,3 +181,13 @@ def test_why_the_topic_client_is_used_directly(acr: Emulator) -> None:
     with public, pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
         public.send([CloudEvent(source="https://test", type="Test.Event", data={})])
     assert acr.topic_events() == []
+
+
+def test_missing_ca_bundle(acr: Emulator, tmp_path: Path) -> None:
+    with pytest.raises(PublishError, match=r"ca_bundle: .* is not an existing file"):
+        publish_tag_added(
+            acr.topic_endpoint,
+            tag_event(acr),
+            credential=StaticTokenCredential(audience=EVENTGRID),
+            ca_bundle=str(tmp_path / "missing.pem"),
+        )
