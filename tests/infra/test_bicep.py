@@ -44,6 +44,14 @@ ROLE_IDS = {  # from docs/design.md and Azure's built-in role list
     "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
+OPTIONAL_SETTING_VARIABLES = (
+    "retagRepositoriesSetting",
+    "retagExcludeSetting",
+    "pruneRepositoriesSetting",
+    "fluxReceiverUrlSetting",
+    "fluxReceiverTokenSetting",
+    "eventsTopicSetting",
+)
 AZD_PLACEHOLDER = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)\}$")
 
 
@@ -90,7 +98,7 @@ def settings_set_by_infra(bicep: Models) -> dict[str, Any]:
     """Every application setting the templates set: main.bicep's settings + function.bicep's."""
     main = bicep["main.bicep"]
     settings: dict[str, Any] = dict(variable(main, "requiredSettings"))
-    for name in ("retagRepositoriesSetting", "retagExcludeSetting", "pruneRepositoriesSetting"):
+    for name in OPTIONAL_SETTING_VARIABLES:
         operands = variable(main, name)["operator"]["operands"]
         assert operands["true_value"] == {}, f"{name} must be empty when unset"
         settings.update(operands["false_value"])
@@ -225,13 +233,14 @@ def test_basic_publishing_credentials_are_disabled(bicep: Models) -> None:
 
 
 def test_host_storage_and_telemetry_use_the_identity(bicep: Models) -> None:
+    """Host storage by service URIs (they carry the cloud's endpoint suffix, so sovereign clouds
+    work), as Azure-Samples/functions-quickstart-python-azd-eventgrid-blob sets them."""
     settings = settings_set_by_infra(bicep)
-    assert settings["AzureWebJobsStorage__accountName"] == {
-        "operator": {
-            "type": "property_accessor",
-            "operands": {"operand_1": "storage", "operand_2": "name"},
-        }
-    }
+    for service in ("blob", "queue", "table"):
+        assert accessor(settings[f"AzureWebJobsStorage__{service}ServiceUri"]) == (
+            f"storage.properties.primaryEndpoints.{service}"
+        )
+    assert "AzureWebJobsStorage__accountName" not in settings  # implies the public cloud suffix
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
     assert settings["AZURE_CLIENT_ID"] == "identityClientId"
@@ -557,8 +566,29 @@ def test_dead_letters_go_to_a_blob_container_with_the_topic_identity(bicep: Mode
     properties = config(one_resource(model, "Microsoft.EventGrid/systemTopics/eventSubscriptions"))[
         "properties"
     ]
-    dead_letter = properties["deadLetterWithResourceIdentity"]
-    assert dead_letter["identity"] == {"type": "SystemAssigned"}
+    chosen = properties["deadLetterWithResourceIdentity"]["operator"]["operands"]
+    assert chosen == {
+        "condition": "deadLettering",
+        "true_value": "deadLetterWithIdentity",
+        "false_value": None,  # an existing topic without identity cannot dead-letter
+    }
+    assert variable(model, "deadLettering") == {
+        "operator": {
+            "type": "not_equals",
+            "operands": {"operand_1": "deadLetterIdentity", "operand_2": "None"},
+        }
+    }
+    dead_letter = variable(model, "deadLetterWithIdentity")
+    assert dead_letter["identity"]["operator"]["operands"] == {
+        "condition": equals("deadLetterIdentity", "UserAssigned"),
+        "true_value": "userAssignedDeadLetter",
+        "false_value": "systemAssignedDeadLetter",
+    }
+    assert variable(model, "systemAssignedDeadLetter") == {"type": "SystemAssigned"}
+    assert variable(model, "userAssignedDeadLetter") == {
+        "type": "UserAssigned",
+        "userAssignedIdentity": "deadLetterIdentityId",
+    }
     destination = dead_letter["deadLetterDestination"]
     assert destination["endpointType"] == "StorageBlob"
     assert accessor(destination["properties"]["resourceId"]) == "deadLetterStorage.id"
@@ -571,6 +601,7 @@ def test_dead_letters_go_to_a_blob_container_with_the_topic_identity(bicep: Mode
         "source": "registryId",
         "topicType": "Microsoft.ContainerRegistry.Registries",
     }
+    assert condition(model["modules"]["deadLetterRole"]) == "deadLettering"
     role_module = config(model["modules"]["deadLetterRole"])
     assert role_module["params"]["principalId"] == "topicPrincipalId"
     assert role_module["params"]["containerName"] == "deadLetterContainerName"
@@ -582,15 +613,40 @@ def test_dead_letters_go_to_a_blob_container_with_the_topic_identity(bicep: Mode
 
 
 def test_phase_2_gets_exactly_its_parameters_from_phase_1(bicep: Models) -> None:
+    """Phase 2's parameters come from phase 1's AZURE_WIRING_PARAMETERS output, plus the ones
+    the postdeploy hook adds on its command line (what it found at deploy time)."""
     wiring = bicep["main.bicep"]["outputs"]["AZURE_WIRING_PARAMETERS"]["value"]
     declared = bicep["subscription.bicep"]["parameters"]
-    assert set(wiring) <= set(declared), set(wiring) - set(declared)
+    from_hook = hook_parameters()
+    assert from_hook == set(HOOK_PARAMETERS)
+    assert not from_hook & set(wiring), "each parameter has one source"
+    assert set(wiring) | from_hook <= set(declared), set(wiring) - set(declared)
     required = {name for name, spec in declared.items() if spec.get("default") is None}
-    assert required <= set(wiring), required - set(wiring)
+    assert required <= set(wiring) | from_hook, required - set(wiring)
     for name, entry in wiring.items():
         assert set(entry) == {"value"}, name
     assert bicep["subscription.bicep"]["globals"]["scope"]["value"] == "resourceGroup"
     assert bicep["main.bicep"]["globals"]["scope"]["value"] == "subscription"
+
+
+HOOK_PARAMETERS = (
+    "environmentHash",
+    "systemTopicName",
+    "systemTopicResourceGroup",
+    "createSystemTopic",
+    "deadLetterIdentity",
+    "deadLetterIdentityId",
+    "deadLetterPrincipalId",
+)
+
+
+def hook_parameters() -> set[str]:
+    """The `name=value` parameters postdeploy.sh passes after `--parameters "@$parameters"`."""
+    text = (INFRA / "hooks" / "postdeploy.sh").read_text()
+    command = text[text.index("az deployment group create") :]
+    command = command[: command.index("--output none")]
+    after_file = command[command.index('--parameters "@$parameters"') :]
+    return set(re.findall(r'\b([a-zA-Z]+)="', after_file))
 
 
 # --- outputs and parameters ------------------------------------------------------------------
