@@ -703,3 +703,110 @@ def test_deploy_doc_names_every_azd_variable() -> None:
         variable_ for variable_ in parameters_file().values() if f"`{variable_}`" not in text
     ]
     assert not missing, f"docs/deploy.md does not mention {missing}"
+
+
+# --- issue 15: limits, resource group, cross-subscription, optional wiring ------------------------
+
+
+def test_maximum_instance_count_is_at_least_40_default_100(bicep: Models) -> None:
+    """Flex Consumption rejects maximumInstanceCount below 40 outside preview regions
+    (docs/design.md section 4, Flex Consumption; Azure-Samples Flex templates use 100)."""
+    for name, param in (
+        ("main.bicep", "maximumInstanceCount"),
+        ("app/function.bicep", "maximumInstanceCount"),
+    ):
+        model = bicep[name]
+        assert decorator(model, param, "min_value") == 40, name
+        assert param_default(model, param) == 100, name
+
+
+def test_an_existing_resource_group_is_referenced_not_declared(bicep: Models) -> None:
+    """azd down deletes a group the template creates and leaves one it only references
+    (Azure/azure-dev cli/azd/pkg/azapi/resource_group_classifier.go)."""
+    main = bicep["main.bicep"]
+    assert param_default(main, "resourceGroupExists") is False
+    new_group = main["resources"]["newGroup"]
+    assert new_group["type"] == "Microsoft.Resources/resourceGroups"
+    assert condition(new_group) == "createResourceGroup"
+    assert "resourceGroupExists" in json.dumps(variable(main, "createResourceGroup"))
+    assert main["resources"]["rg"]["existing"] is True
+    assert main["outputs"]["AZURE_RESOURCE_GROUP_CREATED"]["value"] == "createResourceGroup"
+
+
+def test_the_registry_may_live_in_another_subscription(bicep: Models) -> None:
+    main = bicep["main.bicep"]
+    scope = json.dumps(config(main["resources"]["existingRegistry"])["scope"])
+    assert "effectiveRegistrySubscription" in scope
+    assert main["outputs"]["AZURE_REGISTRY_SUBSCRIPTION_ID"]["value"] == (
+        "effectiveRegistrySubscription"
+    )
+    wiring = main["outputs"]["AZURE_WIRING_PARAMETERS"]["value"]
+    assert "appSubscriptionId" in wiring
+    events = bicep["core/eventgrid.bicep"]
+    for name in ("deadLetterStorage", "functionApp"):
+        assert "appSubscriptionId" in json.dumps(config(events["resources"][name])["scope"])
+    assert "appSubscriptionId" in json.dumps(config(events["modules"]["deadLetterRole"])["scope"])
+    phase2 = bicep["subscription.bicep"]["modules"]
+    assert "appSubscriptionId" in json.dumps(config(phase2["deadLetterAlerts"])["scope"])
+    assert config(phase2["events"])["scope"] != config(phase2["registryRoles"]).get("scope")
+
+
+def test_each_environment_has_its_own_labelled_event_subscription(bicep: Models) -> None:
+    assert variable(bicep["main.bicep"], "eventSubscriptionName") == (
+        "retag-on-image-pushed-${resourceToken}"
+    )
+    subscription = config(
+        one_resource(
+            bicep["core/eventgrid.bicep"], "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+        )
+    )
+    assert subscription["properties"]["labels"] == ["acr-retag-env=${environmentName}"]
+    topic = config(bicep["subscription.bicep"]["modules"]["events"])["params"]["tags"]
+    assert topic == {"'acr-retag-env'": "environmentName"}
+
+
+def test_flux_receiver_token_is_a_key_vault_reference_with_the_app_identity(bicep: Models) -> None:
+    main = bicep["main.bicep"]
+    for param in ("fluxReceiverUrl", "fluxReceiverTokenSecretUri", "fluxTokenKeyVaultId"):
+        assert param_default(main, param) == "", param  # off by default
+    token = variable(main, "fluxReceiverTokenSetting")["operator"]["operands"]
+    assert token["false_value"] == {
+        "FLUX_RECEIVER_TOKEN": "@Microsoft.KeyVault(SecretUri=${fluxReceiverTokenSecretUri})"
+    }
+    app = config(one_resource(bicep["app/function.bicep"], "Microsoft.Web/sites"))
+    assert app["properties"]["keyVaultReferenceIdentity"] == "identityId"
+    roles = bicep["app/vault-secrets-role.bicep"]
+    assignment = one_resource(roles, "Microsoft.Authorization/roleAssignments")
+    assert role_id_of(roles, assignment) == "4633458b-17de-408a-b874-0445c86b69e6"
+    assert config(assignment)["scope"] == "vault"  # that vault only
+
+
+def test_audit_topic_is_optional_entra_only_with_a_scoped_sender_role(bicep: Models) -> None:
+    main = bicep["main.bicep"]
+    assert param_default(main, "createEventsTopic") is False
+    assert param_default(main, "eventsTopicId") == ""
+    topic = bicep["core/events-topic.bicep"]
+    assert (
+        config(one_resource(topic, "Microsoft.EventGrid/topics"))["properties"]["disableLocalAuth"]
+        is True
+    )
+    for name in ("core/events-topic.bicep", "app/topic-sender-role.bicep"):
+        model = bicep[name]
+        assignment = one_resource(model, "Microsoft.Authorization/roleAssignments")
+        assert (
+            role_id_of(model, assignment) == "d5a91429-5739-47e2-a06b-3470a27159e7"
+        )  # Data Sender
+        assert config(assignment)["scope"] == "topic"
+    setting = variable(main, "eventsTopicSetting")["operator"]["operands"]["false_value"]
+    assert setting == {"RETAG_EVENTS_TOPIC": "eventsTopicEndpoint"}
+
+
+def test_deployer_data_access_is_optional_and_container_scoped(bicep: Models) -> None:
+    main = bicep["main.bicep"]
+    assert param_default(main, "grantDeployerDataAccess") is False
+    assert "grantDeployerDataAccess" in json.dumps(condition(main["modules"]["deployerRoles"]))
+    assert parameters_file()["deployerPrincipalId"] == "AZURE_PRINCIPAL_ID"
+    roles = bicep["app/deployer-roles.bicep"]
+    assignment = one_resource(roles, "Microsoft.Authorization/roleAssignments")
+    assert role_id_of(roles, assignment) == ROLE_IDS["storageBlobDataContributor"]
+    assert config(assignment)["scope"] == "container"
