@@ -229,7 +229,9 @@ var effectiveSystemTopicName = empty(systemTopicName) ? '${registryName}-events'
 // One subscription per environment: several environments may share the registry's one topic.
 var eventSubscriptionName = 'retag-on-image-pushed-${resourceToken}'
 var useExistingEventsTopic = (!createEventsTopic) && (!empty(eventsTopicId))
-var eventsTopicParts = split(useExistingEventsTopic ? eventsTopicId : '/subscriptions/none/resourceGroups/none/providers/Microsoft.EventGrid/topics/none', '/')
+// An unused id is replaced by a placeholder in this subscription (a skipped reference's scope is
+// still compiled).
+var eventsTopicParts = split(useExistingEventsTopic ? eventsTopicId : '${subscription().id}/resourceGroups/${appResourceGroupName}/providers/Microsoft.EventGrid/topics/unused', '/')
 // Repository names are [a-z0-9._/-]; "." is the only regex metacharacter among them.
 var prefixRepositories = empty(repositoryPrefix) ? '' : '${replace(repositoryPrefix, '.', '\\.')}.*'
 var effectiveRetagRepositories = empty(retagRepositories) ? prefixRepositories : retagRepositories
