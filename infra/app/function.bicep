@@ -32,10 +32,10 @@ param applicationInsightsName string
 @description('The application settings read by retag/config.py (ACR_*, RETAG_*, PRUNE_*, RECONCILE_*).')
 param retagSettings object
 
-@description('Upper bound on instances: bounds the request rate the app can put on the registry.')
-@minValue(1)
+@description('Flex Consumption maximumInstanceCount: the most instances each function may scale out to (per function, not per app). 40 is the lowest Flex allows outside preview regions; 100 is the samples\' default. It does not bound the registry request rate usefully: see docs/deploy.md.')
+@minValue(40)
 @maxValue(1000)
-param maximumInstanceCount int = 40
+param maximumInstanceCount int = 100
 
 @description('Memory per instance in MB.')
 @allowed([
@@ -86,6 +86,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references in app settings (FLUX_RECEIVER_TOKEN) resolve with the app's identity.
+    keyVaultReferenceIdentity: identityId
     clientCertEnabled: false
     siteConfig: {
       minTlsVersion: '1.2'
@@ -130,7 +132,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: app
   name: 'appsettings'
   properties: union(retagSettings, {
-    AzureWebJobsStorage__accountName: storage.name
+    // Service URIs rather than an account name: they carry the cloud's endpoint suffix, so the
+    // same template works in sovereign clouds (as Microsoft's Flex Consumption samples do).
+    AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+    AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+    AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identityClientId
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString

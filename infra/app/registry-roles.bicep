@@ -9,6 +9,9 @@
 @description('Name of the registry (in this resource group).')
 param registryName string
 
+@description('Name of the azd environment (in each assignment\'s description; predown checks it on this deployment).')
+param environmentName string
+
 @description('Principal (object) id of the app\'s user-assigned identity.')
 param principalId string
 
@@ -61,7 +64,7 @@ resource acrPush 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!aba
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrPush)
-    description: 'acr-retag: re-tag (read a manifest, write it under a generated tag)'
+    description: 'acr-retag (${environmentName}): re-tag (read a manifest, write it under a generated tag)'
   }
 }
 
@@ -72,7 +75,7 @@ resource acrDelete 'Microsoft.Authorization/roleAssignments@2022-04-01' = if ((!
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrDelete)
-    description: 'acr-retag: prune old generated tags (PRUNE_MODE=delete)'
+    description: 'acr-retag (${environmentName}): prune old generated tags (PRUNE_MODE=delete)'
   }
 }
 
@@ -85,7 +88,7 @@ resource repositoryWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.repositoryWriter)
-    description: 'acr-retag: re-tag (read a manifest, write it under a generated tag)'
+    description: 'acr-retag (${environmentName}): re-tag (read a manifest, write it under a generated tag)'
     conditionVersion: conditioned ? '2.0' : null
     condition: conditioned ? writerCondition : null
   }
@@ -98,7 +101,7 @@ resource repositoryContributor 'Microsoft.Authorization/roleAssignments@2022-04-
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.repositoryContributor)
-    description: 'acr-retag: prune old generated tags (PRUNE_MODE=delete)'
+    description: 'acr-retag (${environmentName}): prune old generated tags (PRUNE_MODE=delete)'
     conditionVersion: conditioned ? '2.0' : null
     condition: conditioned ? contributorCondition : null
   }
@@ -112,6 +115,6 @@ resource catalogLister 'Microsoft.Authorization/roleAssignments@2022-04-01' = if
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.catalogLister)
-    description: 'acr-retag: reconcile and prune list repositories'
+    description: 'acr-retag (${environmentName}): reconcile and prune list repositories'
   }
 }

@@ -9,16 +9,14 @@ from retag.settings import SETTINGS
 NOT_SET_IN_AZURE = {
     "ACR_CA_BUNDLE": "a private CA for the local emulator; Azure registries use public ones",
     "RETAG_SDK_LOG_LEVEL": "a debugging switch; the default (WARNING) is what Azure should run",
-    # Issue 14 item 5 wires these three in infra/ (optional, off by default); until then:
-    "FLUX_RECEIVER_URL": "not wired in infra/ yet (issue 14, infrastructure item)",
-    "FLUX_RECEIVER_TOKEN": "not wired in infra/ yet (issue 14, infrastructure item)",
-    "RETAG_EVENTS_TOPIC": "not wired in infra/ yet (issue 14, infrastructure item)",
 }
 
 # Set by the infrastructure from something it computes rather than from a parameter.
 COMPUTED = {
     "ACR_LOGIN_SERVER": "the registry's login server",
     "AZURE_CLIENT_ID": "the client id of the app's user-assigned identity",
+    "FLUX_RECEIVER_TOKEN": "a Key Vault reference built from FLUX_RECEIVER_TOKEN_SECRET_URI",
+    "RETAG_EVENTS_TOPIC": "the endpoint of the audit topic (AZURE_EVENTS_TOPIC_*)",
 }
 
 # Prefixes of the settings the application owns (everything else is Functions/Azure plumbing).

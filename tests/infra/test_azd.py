@@ -79,7 +79,8 @@ def test_shell_hooks_pass_bash_n_and_shellcheck(script: str) -> None:
     subprocess.run(["bash", "-n", str(path)], check=True)
     shellcheck = require_command("shellcheck")
     done = subprocess.run(
-        [shellcheck, "--shell=sh", "--severity=style", str(path)],
+        [shellcheck, "--shell=sh", "--severity=style", "--external-sources", str(path)],
+        cwd=REPO_ROOT,  # the hooks' `# shellcheck source=infra/hooks/common.sh`
         capture_output=True,
         text=True,
         check=False,
@@ -93,7 +94,9 @@ def azd_variables(text: str) -> set[str]:
 
 @pytest.mark.parametrize("hook", ["postdeploy", "predown"])
 def test_powershell_hooks_mirror_the_shell_hooks(hook: str) -> None:
-    shell, pwsh = (HOOKS / f"{hook}.sh").read_text(), (HOOKS / f"{hook}.ps1").read_text()
+    """Same azd variables and the same az commands (each hook with its shared helpers)."""
+    shell = (HOOKS / f"{hook}.sh").read_text() + (HOOKS / "common.sh").read_text()
+    pwsh = (HOOKS / f"{hook}.ps1").read_text() + (HOOKS / "common.ps1").read_text()
     assert azd_variables(shell) == azd_variables(pwsh)
     for fragment in re.findall(r"az [a-z]+(?: [a-z-]+)+", shell):
         assert fragment in pwsh, fragment

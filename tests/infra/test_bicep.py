@@ -44,6 +44,14 @@ ROLE_IDS = {  # from docs/design.md and Azure's built-in role list
     "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
+OPTIONAL_SETTING_VARIABLES = (
+    "retagRepositoriesSetting",
+    "retagExcludeSetting",
+    "pruneRepositoriesSetting",
+    "fluxReceiverUrlSetting",
+    "fluxReceiverTokenSetting",
+    "eventsTopicSetting",
+)
 AZD_PLACEHOLDER = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)\}$")
 
 
@@ -90,7 +98,7 @@ def settings_set_by_infra(bicep: Models) -> dict[str, Any]:
     """Every application setting the templates set: main.bicep's settings + function.bicep's."""
     main = bicep["main.bicep"]
     settings: dict[str, Any] = dict(variable(main, "requiredSettings"))
-    for name in ("retagRepositoriesSetting", "retagExcludeSetting", "pruneRepositoriesSetting"):
+    for name in OPTIONAL_SETTING_VARIABLES:
         operands = variable(main, name)["operator"]["operands"]
         assert operands["true_value"] == {}, f"{name} must be empty when unset"
         settings.update(operands["false_value"])
@@ -225,13 +233,14 @@ def test_basic_publishing_credentials_are_disabled(bicep: Models) -> None:
 
 
 def test_host_storage_and_telemetry_use_the_identity(bicep: Models) -> None:
+    """Host storage by service URIs (they carry the cloud's endpoint suffix, so sovereign clouds
+    work), as Azure-Samples/functions-quickstart-python-azd-eventgrid-blob sets them."""
     settings = settings_set_by_infra(bicep)
-    assert settings["AzureWebJobsStorage__accountName"] == {
-        "operator": {
-            "type": "property_accessor",
-            "operands": {"operand_1": "storage", "operand_2": "name"},
-        }
-    }
+    for service in ("blob", "queue", "table"):
+        assert accessor(settings[f"AzureWebJobsStorage__{service}ServiceUri"]) == (
+            f"storage.properties.primaryEndpoints.{service}"
+        )
+    assert "AzureWebJobsStorage__accountName" not in settings  # implies the public cloud suffix
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
     assert settings["AZURE_CLIENT_ID"] == "identityClientId"
@@ -557,8 +566,29 @@ def test_dead_letters_go_to_a_blob_container_with_the_topic_identity(bicep: Mode
     properties = config(one_resource(model, "Microsoft.EventGrid/systemTopics/eventSubscriptions"))[
         "properties"
     ]
-    dead_letter = properties["deadLetterWithResourceIdentity"]
-    assert dead_letter["identity"] == {"type": "SystemAssigned"}
+    chosen = properties["deadLetterWithResourceIdentity"]["operator"]["operands"]
+    assert chosen == {
+        "condition": "deadLettering",
+        "true_value": "deadLetterWithIdentity",
+        "false_value": None,  # an existing topic without identity cannot dead-letter
+    }
+    assert variable(model, "deadLettering") == {
+        "operator": {
+            "type": "not_equals",
+            "operands": {"operand_1": "deadLetterIdentity", "operand_2": "None"},
+        }
+    }
+    dead_letter = variable(model, "deadLetterWithIdentity")
+    assert dead_letter["identity"]["operator"]["operands"] == {
+        "condition": equals("deadLetterIdentity", "UserAssigned"),
+        "true_value": "userAssignedDeadLetter",
+        "false_value": "systemAssignedDeadLetter",
+    }
+    assert variable(model, "systemAssignedDeadLetter") == {"type": "SystemAssigned"}
+    assert variable(model, "userAssignedDeadLetter") == {
+        "type": "UserAssigned",
+        "userAssignedIdentity": "deadLetterIdentityId",
+    }
     destination = dead_letter["deadLetterDestination"]
     assert destination["endpointType"] == "StorageBlob"
     assert accessor(destination["properties"]["resourceId"]) == "deadLetterStorage.id"
@@ -571,6 +601,7 @@ def test_dead_letters_go_to_a_blob_container_with_the_topic_identity(bicep: Mode
         "source": "registryId",
         "topicType": "Microsoft.ContainerRegistry.Registries",
     }
+    assert condition(model["modules"]["deadLetterRole"]) == "deadLettering"
     role_module = config(model["modules"]["deadLetterRole"])
     assert role_module["params"]["principalId"] == "topicPrincipalId"
     assert role_module["params"]["containerName"] == "deadLetterContainerName"
@@ -582,15 +613,40 @@ def test_dead_letters_go_to_a_blob_container_with_the_topic_identity(bicep: Mode
 
 
 def test_phase_2_gets_exactly_its_parameters_from_phase_1(bicep: Models) -> None:
+    """Phase 2's parameters come from phase 1's AZURE_WIRING_PARAMETERS output, plus the ones
+    the postdeploy hook adds on its command line (what it found at deploy time)."""
     wiring = bicep["main.bicep"]["outputs"]["AZURE_WIRING_PARAMETERS"]["value"]
     declared = bicep["subscription.bicep"]["parameters"]
-    assert set(wiring) <= set(declared), set(wiring) - set(declared)
+    from_hook = hook_parameters()
+    assert from_hook == set(HOOK_PARAMETERS)
+    assert not from_hook & set(wiring), "each parameter has one source"
+    assert set(wiring) | from_hook <= set(declared), set(wiring) - set(declared)
     required = {name for name, spec in declared.items() if spec.get("default") is None}
-    assert required <= set(wiring), required - set(wiring)
+    assert required <= set(wiring) | from_hook, required - set(wiring)
     for name, entry in wiring.items():
         assert set(entry) == {"value"}, name
     assert bicep["subscription.bicep"]["globals"]["scope"]["value"] == "resourceGroup"
     assert bicep["main.bicep"]["globals"]["scope"]["value"] == "subscription"
+
+
+HOOK_PARAMETERS = (
+    "environmentHash",
+    "systemTopicName",
+    "systemTopicResourceGroup",
+    "createSystemTopic",
+    "deadLetterIdentity",
+    "deadLetterIdentityId",
+    "deadLetterPrincipalId",
+)
+
+
+def hook_parameters() -> set[str]:
+    """The `name=value` parameters postdeploy.sh passes after `--parameters "@$parameters"`."""
+    text = (INFRA / "hooks" / "postdeploy.sh").read_text()
+    command = text[text.index("az deployment group create") :]
+    command = command[: command.index("--output none")]
+    after_file = command[command.index('--parameters "@$parameters"') :]
+    return set(re.findall(r'\b([a-zA-Z]+)="', after_file))
 
 
 # --- outputs and parameters ------------------------------------------------------------------
@@ -647,3 +703,110 @@ def test_deploy_doc_names_every_azd_variable() -> None:
         variable_ for variable_ in parameters_file().values() if f"`{variable_}`" not in text
     ]
     assert not missing, f"docs/deploy.md does not mention {missing}"
+
+
+# --- issue 15: limits, resource group, cross-subscription, optional wiring ------------------------
+
+
+def test_maximum_instance_count_is_at_least_40_default_100(bicep: Models) -> None:
+    """Flex Consumption rejects maximumInstanceCount below 40 outside preview regions
+    (docs/design.md section 4, Flex Consumption; Azure-Samples Flex templates use 100)."""
+    for name, param in (
+        ("main.bicep", "maximumInstanceCount"),
+        ("app/function.bicep", "maximumInstanceCount"),
+    ):
+        model = bicep[name]
+        assert decorator(model, param, "min_value") == 40, name
+        assert param_default(model, param) == 100, name
+
+
+def test_an_existing_resource_group_is_referenced_not_declared(bicep: Models) -> None:
+    """azd down deletes a group the template creates and leaves one it only references
+    (Azure/azure-dev cli/azd/pkg/azapi/resource_group_classifier.go)."""
+    main = bicep["main.bicep"]
+    assert param_default(main, "resourceGroupExists") is False
+    new_group = main["resources"]["newGroup"]
+    assert new_group["type"] == "Microsoft.Resources/resourceGroups"
+    assert condition(new_group) == "createResourceGroup"
+    assert "resourceGroupExists" in json.dumps(variable(main, "createResourceGroup"))
+    assert main["resources"]["rg"]["existing"] is True
+    assert main["outputs"]["AZURE_RESOURCE_GROUP_CREATED"]["value"] == "createResourceGroup"
+
+
+def test_the_registry_may_live_in_another_subscription(bicep: Models) -> None:
+    main = bicep["main.bicep"]
+    scope = json.dumps(config(main["resources"]["existingRegistry"])["scope"])
+    assert "effectiveRegistrySubscription" in scope
+    assert main["outputs"]["AZURE_REGISTRY_SUBSCRIPTION_ID"]["value"] == (
+        "effectiveRegistrySubscription"
+    )
+    wiring = main["outputs"]["AZURE_WIRING_PARAMETERS"]["value"]
+    assert "appSubscriptionId" in wiring
+    events = bicep["core/eventgrid.bicep"]
+    for name in ("deadLetterStorage", "functionApp"):
+        assert "appSubscriptionId" in json.dumps(config(events["resources"][name])["scope"])
+    assert "appSubscriptionId" in json.dumps(config(events["modules"]["deadLetterRole"])["scope"])
+    phase2 = bicep["subscription.bicep"]["modules"]
+    assert "appSubscriptionId" in json.dumps(config(phase2["deadLetterAlerts"])["scope"])
+    assert config(phase2["events"])["scope"] != config(phase2["registryRoles"]).get("scope")
+
+
+def test_each_environment_has_its_own_labelled_event_subscription(bicep: Models) -> None:
+    assert variable(bicep["main.bicep"], "eventSubscriptionName") == (
+        "retag-on-image-pushed-${resourceToken}"
+    )
+    subscription = config(
+        one_resource(
+            bicep["core/eventgrid.bicep"], "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+        )
+    )
+    assert subscription["properties"]["labels"] == ["acr-retag-env=${environmentName}"]
+    topic = config(bicep["subscription.bicep"]["modules"]["events"])["params"]["tags"]
+    assert topic == {"'acr-retag-env'": "environmentName"}
+
+
+def test_flux_receiver_token_is_a_key_vault_reference_with_the_app_identity(bicep: Models) -> None:
+    main = bicep["main.bicep"]
+    for param in ("fluxReceiverUrl", "fluxReceiverTokenSecretUri", "fluxTokenKeyVaultId"):
+        assert param_default(main, param) == "", param  # off by default
+    token = variable(main, "fluxReceiverTokenSetting")["operator"]["operands"]
+    assert token["false_value"] == {
+        "FLUX_RECEIVER_TOKEN": "@Microsoft.KeyVault(SecretUri=${fluxReceiverTokenSecretUri})"
+    }
+    app = config(one_resource(bicep["app/function.bicep"], "Microsoft.Web/sites"))
+    assert app["properties"]["keyVaultReferenceIdentity"] == "identityId"
+    roles = bicep["app/vault-secrets-role.bicep"]
+    assignment = one_resource(roles, "Microsoft.Authorization/roleAssignments")
+    assert role_id_of(roles, assignment) == "4633458b-17de-408a-b874-0445c86b69e6"
+    assert config(assignment)["scope"] == "vault"  # that vault only
+
+
+def test_audit_topic_is_optional_entra_only_with_a_scoped_sender_role(bicep: Models) -> None:
+    main = bicep["main.bicep"]
+    assert param_default(main, "createEventsTopic") is False
+    assert param_default(main, "eventsTopicId") == ""
+    topic = bicep["core/events-topic.bicep"]
+    assert (
+        config(one_resource(topic, "Microsoft.EventGrid/topics"))["properties"]["disableLocalAuth"]
+        is True
+    )
+    for name in ("core/events-topic.bicep", "app/topic-sender-role.bicep"):
+        model = bicep[name]
+        assignment = one_resource(model, "Microsoft.Authorization/roleAssignments")
+        assert (
+            role_id_of(model, assignment) == "d5a91429-5739-47e2-a06b-3470a27159e7"
+        )  # Data Sender
+        assert config(assignment)["scope"] == "topic"
+    setting = variable(main, "eventsTopicSetting")["operator"]["operands"]["false_value"]
+    assert setting == {"RETAG_EVENTS_TOPIC": "eventsTopicEndpoint"}
+
+
+def test_deployer_data_access_is_optional_and_container_scoped(bicep: Models) -> None:
+    main = bicep["main.bicep"]
+    assert param_default(main, "grantDeployerDataAccess") is False
+    assert "grantDeployerDataAccess" in json.dumps(condition(main["modules"]["deployerRoles"]))
+    assert parameters_file()["deployerPrincipalId"] == "AZURE_PRINCIPAL_ID"
+    roles = bicep["app/deployer-roles.bicep"]
+    assignment = one_resource(roles, "Microsoft.Authorization/roleAssignments")
+    assert role_id_of(roles, assignment) == ROLE_IDS["storageBlobDataContributor"]
+    assert config(assignment)["scope"] == "container"
