@@ -35,6 +35,14 @@ def signature_valid(header: str | None, body: bytes, token: str) -> bool:
     return hmac.compare_digest(expected, given.strip())
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (the nudge's timeout) leaves a broken pipe behind: that is the
+    point of the slow-Receiver tests, not an error to print on stderr (socketserver's default)."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return
+
+
 @dataclass(frozen=True)
 class Nudge:
     """One accepted POST: its path, parsed JSON body and the signature header."""
@@ -84,7 +92,7 @@ class FluxReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         digest = hashlib.sha256(token.encode()).hexdigest()
